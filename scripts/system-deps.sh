@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Debian packages TinyForge's tests use, when they are missing (needs root or sudo).
+set -euo pipefail
+needed=()
+command -v g++ >/dev/null || needed+=(g++)
+if [ ${#needed[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing: ${needed[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${needed[@]}"

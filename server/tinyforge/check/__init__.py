@@ -1,0 +1,133 @@
+"""Check: the model's figures against the board's (or the user's) budget.
+
+RAM = tensor arena (32-bit target figure) + TFLM runtime + application baseline;
+flash = model + TFLM core + kernels of the ops used + application baseline. The verdict names
+the resource, the figure, the limit and the biggest contributor of each violation.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from tinyforge.boards import Board
+from tinyforge.spec import Budget
+
+
+@dataclass(frozen=True)
+class RuntimeCosts:
+    family: str
+    app_flash: int
+    app_ram: int
+    tflm_flash: int
+    tflm_ram: int
+    op_flash: dict[str, int]
+    op_flash_default: int
+
+    def ops_flash(self, ops: list[str]) -> int:
+        return sum(self.op_flash.get(op, self.op_flash_default) for op in sorted(set(ops)))
+
+
+@cache
+def _costs_table() -> dict[str, Any]:
+    text = resources.files("tinyforge.check").joinpath("runtime_costs.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def runtime_costs(family: str) -> RuntimeCosts:
+    table = _costs_table()
+    base = dict(table["default"])
+    base.update(table.get("families", {}).get(family, {}))
+    return RuntimeCosts(
+        family=family,
+        app_flash=int(base["app_flash"]),
+        app_ram=int(base["app_ram"]),
+        tflm_flash=int(base["tflm_flash"]),
+        tflm_ram=int(base["tflm_ram"]),
+        op_flash={k: int(v) for k, v in base["op_flash"].items()},
+        op_flash_default=int(base["op_flash_default"]),
+    )
+
+
+@dataclass
+class Violation:
+    resource: str  # "ram" | "flash"
+    figure: int
+    limit: int
+    biggest: str  # the largest contributor, in words
+    message: str
+
+
+@dataclass
+class Verdict:
+    fits: bool
+    ram_bytes_estimate: int
+    flash_bytes_estimate: int
+    ram_parts: dict[str, int]
+    flash_parts: dict[str, int]
+    budget: dict[str, int]
+    violations: list[Violation] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def kb(n: int) -> str:
+    return f"{n / 1024:.1f} KB"
+
+
+def check_budget(
+    *,
+    board: Board,
+    budget: Budget,
+    model_bytes: int,
+    arena_bytes_target: int,
+    ops: list[str],
+    largest_tensor: str | None = None,
+) -> Verdict:
+    costs = runtime_costs(board.family)
+    ram_parts = {
+        "tensor arena": arena_bytes_target,
+        "TFLM runtime": costs.tflm_ram,
+        "application and framework": costs.app_ram,
+    }
+    flash_parts = {
+        "model": model_bytes,
+        "TFLM runtime and kernels": costs.tflm_flash + costs.ops_flash(ops),
+        "application and framework": costs.app_flash,
+    }
+    verdict = Verdict(
+        fits=True,
+        ram_bytes_estimate=sum(ram_parts.values()),
+        flash_bytes_estimate=sum(flash_parts.values()),
+        ram_parts=ram_parts,
+        flash_parts=flash_parts,
+        budget={"ram_bytes": budget.ram_bytes, "flash_bytes": budget.flash_bytes},
+    )
+    for resource, figure, limit, parts in (
+        ("ram", verdict.ram_bytes_estimate, budget.ram_bytes, ram_parts),
+        ("flash", verdict.flash_bytes_estimate, budget.flash_bytes, flash_parts),
+    ):
+        if figure <= limit:
+            continue
+        name, size = max(parts.items(), key=lambda kv: kv[1])
+        biggest = f"{name} {kb(size)}"
+        if name == "tensor arena" and largest_tensor:
+            biggest += f" (largest tensor: {largest_tensor})"
+        verdict.violations.append(
+            Violation(
+                resource=resource,
+                figure=figure,
+                limit=limit,
+                biggest=biggest,
+                message=(
+                    f"{resource.upper()} {kb(figure)} exceeds the {kb(limit)} budget on "
+                    f"{board.id} by {kb(figure - limit)}; biggest part: {biggest}"
+                ),
+            )
+        )
+    verdict.fits = not verdict.violations
+    return verdict

@@ -1,0 +1,126 @@
+"""Child process: Keras model → TFLite (full int8 or float32), checked on the test split.
+
+Run as `python -m tinyforge.convert.keras_worker PROJECT_DIR --quantization int8`. TensorFlow
+is imported here only, never in the CLI or the language server process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+CALIBRATION_SAMPLES = 300
+
+
+def _tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model_bytes)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    results = []
+    for sample in x:
+        interp.set_tensor(inp["index"], quantize(sample[np.newaxis], inp))
+        interp.invoke()
+        results.append(dequantize(interp.get_tensor(out["index"])[0], out))
+    return np.stack(results)
+
+
+def quantize(x: np.ndarray, details: dict) -> np.ndarray:
+    dtype = np.dtype(details["dtype"])
+    if dtype == np.float32:
+        return x.astype(np.float32)
+    scale, zero_point = details["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(y: np.ndarray, details: dict) -> np.ndarray:
+    if np.dtype(details["dtype"]) == np.float32:
+        return y.astype(np.float32)
+    scale, zero_point = details["quantization"]
+    return (y.astype(np.float32) - zero_point) * scale
+
+
+def convert(project: Path, quantization: str, artifacts: str) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    splits = np.load(project / artifacts / "splits.npz")
+    model = keras.models.load_model(project / "model.keras", compile=False)
+    x_train, x_test, y_test = splits["x_train"], splits["x_test"], splits["y_test"]
+    float_pred = model.predict(x_test, verbose=0)
+    float_accuracy = float(np.mean(np.argmax(float_pred, axis=1) == y_test))
+    print(f"float accuracy {float_accuracy:.4f} on {len(x_test)} test samples", flush=True)
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantization == "int8":
+        rng = np.random.default_rng(0)
+        pick = rng.permutation(len(x_train))[:CALIBRATION_SAMPLES]
+        calibration = x_train[pick].astype(np.float32)
+
+        def representative():
+            for sample in calibration:
+                yield [sample[np.newaxis]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    tflite_bytes = converter.convert()
+    (project / "model.tflite").write_bytes(tflite_bytes)
+    print(f"wrote model.tflite ({len(tflite_bytes)} bytes, {quantization})", flush=True)
+
+    tflite_pred = _tflite_predict(tflite_bytes, x_test)
+    tflite_accuracy = float(np.mean(np.argmax(tflite_pred, axis=1) == y_test))
+    print(f"{quantization} accuracy {tflite_accuracy:.4f} (TFLite interpreter)", flush=True)
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=tflite_bytes)
+    inp = interp.get_input_details()[0]
+    # The firmware's baked-in sample: the first test sample the int8 model gets right, so the
+    # serial output shows a known, correct prediction.
+    correct = np.flatnonzero(np.argmax(tflite_pred, axis=1) == y_test)
+    index = int(correct[0]) if len(correct) else 0
+    np.save(project / artifacts / "sample_input.npy", quantize(x_test[index][np.newaxis], inp)[0])
+    np.save(project / artifacts / "test_inputs.npy", quantize(x_test, inp))
+    scale, zero_point = inp["quantization"]
+    return {
+        "quantization": quantization,
+        "float_accuracy": float_accuracy,
+        "tflite_accuracy": tflite_accuracy,
+        "model_bytes": len(tflite_bytes),
+        "input": {
+            "dtype": np.dtype(inp["dtype"]).name,
+            "shape": [int(d) for d in inp["shape"]],
+            "scale": float(scale),
+            "zero_point": int(zero_point),
+        },
+        "sample_index": index,
+        "sample_label": int(y_test[index]),
+        "test_samples": len(x_test),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("project", type=Path)
+    parser.add_argument("--quantization", choices=["int8", "float32"], default="int8")
+    parser.add_argument("--artifacts", default="artifacts")
+    args = parser.parse_args(argv)
+    result = convert(args.project, args.quantization, args.artifacts)
+    (args.project / args.artifacts / "convert.json").write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Check a spec's dataset before anything runs, so bad input costs one clear sentence."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyforge.errors import DatasetError
+from tinyforge.spec import DatasetKind, ProjectSpec
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+@dataclass
+class DatasetSummary:
+    classes: list[str] | None
+    samples: int | None
+    features: int | None = None
+
+
+def resolve_path(spec: ProjectSpec, project_dir: Path) -> Path | None:
+    if not spec.dataset.path:
+        return None
+    path = Path(spec.dataset.path).expanduser()
+    return path if path.is_absolute() else (project_dir / path).resolve()
+
+
+def validate(spec: ProjectSpec, project_dir: Path) -> DatasetSummary:
+    kind = spec.dataset.kind
+    if kind is DatasetKind.DIGITS:
+        return DatasetSummary([str(d) for d in range(10)], 1797)
+    path = resolve_path(spec, project_dir)
+    assert path is not None  # the spec guarantees a path for folder and CSV datasets
+    if kind is DatasetKind.FOLDER:
+        return _validate_folder(path)
+    return _validate_csv(path, spec.dataset.label_column or "label")
+
+
+def _validate_folder(path: Path) -> DatasetSummary:
+    if not path.exists():
+        raise DatasetError(f"Dataset folder {path} does not exist.")
+    if not path.is_dir():
+        raise DatasetError(f"Dataset {path} is not a folder (expected one sub-folder per class).")
+    counts: dict[str, int] = {}
+    for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        counts[sub.name] = sum(1 for f in sub.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    with_images = [name for name, n in counts.items() if n > 0]
+    if len(with_images) < 2:
+        raise DatasetError(
+            f"Dataset folder {path} needs at least two class sub-folders with images; "
+            f"found {len(with_images)}" + (f" ({', '.join(with_images)})" if with_images else "") + "."
+        )
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:
+        raise DatasetError(f"Class folder(s) {', '.join(empty)} in {path} hold no images.")
+    return DatasetSummary(with_images, sum(counts.values()))
+
+
+def _validate_csv(path: Path, label_column: str) -> DatasetSummary:
+    if not path.is_file():
+        raise DatasetError(f"Dataset file {path} does not exist.")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"Cannot read {path} as CSV: {exc}.") from exc
+    if not header or len(header) < 2:
+        raise DatasetError(f"{path} is not a CSV with a header row and at least two columns.")
+    if label_column not in header:
+        raise DatasetError(
+            f"{path} has no label column '{label_column}'; its columns are {', '.join(header)}."
+        )
+    if not rows:
+        raise DatasetError(f"{path} has a header but no data rows.")
+    features = [c for c in header if c != label_column]
+    for number, row in enumerate(rows, start=2):
+        for column in features:
+            value = row.get(column)
+            try:
+                float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise DatasetError(
+                    f"{path} line {number}: column '{column}' holds {value!r}, not a number; "
+                    "every column except the label must be numeric."
+                ) from None
+    classes = sorted({str(r[label_column]).strip() for r in rows})
+    if len(classes) < 2:
+        raise DatasetError(f"{path}: column '{label_column}' has fewer than two classes.")
+    return DatasetSummary(classes, len(rows), len(features))

@@ -1,0 +1,163 @@
+"""Generate: spec → project files (training script, PlatformIO project, firmware sources).
+
+Templates are Jinja2 files beside this module; this package only gathers what they need.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from tinyforge.boards import Board, get_board
+from tinyforge.generate.architecture import ARENA_SHARE, FLASH_SHARE, Architecture, choose_architecture
+from tinyforge.generate.files import WriteResult, write_generated
+from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec
+
+ARTIFACTS_DIR = "artifacts"
+TRAIN_SCRIPT = "train.py"
+PLATFORMIO_INI = "platformio.ini"
+MAIN_CPP = "src/main.cpp"
+MODEL_DATA_H = "lib/model/model_data.h"
+MODEL_DATA_CC = "lib/model/model_data.cc"
+
+# The umbrella header each TFLM library for Arduino asks sketches to include first.
+UMBRELLA_HEADERS = {
+    "TensorFlowLite_ESP32": "TensorFlowLite_ESP32.h",
+    "Chirale_TensorFLowLite": "Chirale_TensorFlowLite.h",
+    "Arduino_TensorFlowLite": "TensorFlowLite.h",
+}
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("tinyforge.generate", "templates"),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render(template: str, **context: object) -> str:
+    return _env().get_template(template).render(**context)
+
+
+def umbrella_header(board: Board) -> str:
+    for key, header in UMBRELLA_HEADERS.items():
+        if key.lower() in board.tflm_library.lower():
+            return header
+    return "TensorFlowLite.h"
+
+
+def expected_classes(spec: ProjectSpec, project_dir: Path) -> list[str] | None:
+    """Class names known before training: the spec's, or the dataset folder's sub-folders."""
+    if spec.classes:
+        return list(spec.classes)
+    if spec.dataset.kind is DatasetKind.DIGITS:
+        return [str(d) for d in range(10)]
+    if spec.dataset.kind is DatasetKind.FOLDER and spec.dataset.path:
+        folder = (project_dir / spec.dataset.path).resolve()
+        if folder.is_dir():
+            names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            return names or None
+    return None
+
+
+@dataclass
+class ModelPlan:
+    architecture: Architecture
+    num_classes: int
+    ram_for_model: int
+    flash_for_model: int
+
+
+def plan_model(spec: ProjectSpec, project_dir: Path) -> ModelPlan:
+    classes = expected_classes(spec, project_dir)
+    num_classes = spec.num_classes or (len(classes) if classes else 2)
+    ram = int(spec.budget.ram_bytes * ARENA_SHARE)
+    flash = int(spec.budget.flash_bytes * FLASH_SHARE)
+    return ModelPlan(choose_architecture(spec, num_classes, ram, flash), num_classes, ram, flash)
+
+
+def render_project(spec: ProjectSpec, project_dir: Path) -> dict[str, str]:
+    """Files `tinyforge new` writes: the spec, the training script, the PlatformIO project."""
+    board = get_board(spec.board)
+    model = plan_model(spec, project_dir)
+    arch = model.architecture
+    shape = tuple(spec.input_shape)
+    summary = (
+        f"{arch.family}, ~{arch.params:,} parameters, chosen by TinyForge for {board.id}: "
+        f"estimated int8 arena {math.ceil(arch.arena_estimate(shape) / 1024)} KB of the "
+        f"{model.ram_for_model // 1024} KB it allowed the model, weights "
+        f"{math.ceil(arch.flash_estimate() / 1024)} KB of {model.flash_for_model // 1024} KB."
+    )
+    if arch.notes:
+        summary += " Note: " + "; ".join(arch.notes) + "."
+    classes = spec.classes or (
+        [str(d) for d in range(10)] if spec.dataset.kind is DatasetKind.DIGITS else None
+    )
+    train = render(
+        "train.py.j2",
+        spec=spec,
+        board=board,
+        request=spec.request,
+        artifacts_dir=ARTIFACTS_DIR,
+        input_shape=repr(tuple(spec.input_shape)),
+        classes=json.dumps(classes) if classes else "None",
+        dataset_path=spec.dataset.path,
+        label_column=spec.dataset.label_column or "label",
+        layers=arch.layers,
+        uses_normalizer=any(layer.kind == "Normalization" for layer in arch.layers),
+        arch_summary=_wrap_docstring(summary),
+    )
+    return {
+        SPEC_FILENAME: spec.to_toml(),
+        TRAIN_SCRIPT: train,
+        PLATFORMIO_INI: render_platformio_ini(spec, board),
+        ".gitignore": render("gitignore.j2"),
+    }
+
+
+def render_platformio_ini(spec: ProjectSpec, board: Board) -> str:
+    ram = spec.budget.ram_bytes if spec.budget.ram_bytes < board.ram_bytes else None
+    flash = spec.budget.flash_bytes if spec.budget.flash_bytes < board.flash_bytes else None
+    return render("platformio.ini.j2", board=board, ram_override=ram, flash_override=flash)
+
+
+def _wrap_docstring(text: str, width: int = 92) -> str:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return "\n    ".join(lines)
+
+
+def write_project(spec: ProjectSpec, project_dir: Path, *, force: bool = False) -> WriteResult:
+    return write_generated(project_dir, render_project(spec, project_dir), force=force)
+
+
+__all__ = [
+    "MAIN_CPP",
+    "MODEL_DATA_CC",
+    "MODEL_DATA_H",
+    "PLATFORMIO_INI",
+    "TRAIN_SCRIPT",
+    "ModelPlan",
+    "WriteResult",
+    "plan_model",
+    "render",
+    "render_project",
+    "umbrella_header",
+    "write_generated",
+    "write_project",
+]

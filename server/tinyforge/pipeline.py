@@ -1,0 +1,303 @@
+"""The pipeline: request → plan → generate → train → convert → verify → emit → report.
+
+The CLI and the language server are two doors onto these functions; nothing about TinyML
+lives in the doors.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from tinyforge import datasets, generate, jobs
+from tinyforge.boards import Board, get_board
+from tinyforge.check import Verdict, check_budget
+from tinyforge.convert import c_array
+from tinyforge.errors import StageError, TinyForgeError
+from tinyforge.generate import ARTIFACTS_DIR, MAIN_CPP, MODEL_DATA_CC, MODEL_DATA_H
+from tinyforge.memory.measure import measure_arena, run_tflm
+from tinyforge.memory.target import target_arena_bytes
+from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
+from tinyforge.plan import get_planner
+from tinyforge.progress import NullProgress, Progress
+from tinyforge.spec import DatasetKind, ProjectSpec
+from tinyforge.train import run_training
+
+REPORT_FILE = "report.json"
+BUILD_STAGES = ("train", "convert", "verify", "emit", "report")
+
+T = TypeVar("T")
+
+
+# -- plan + generate -------------------------------------------------------------------------
+
+
+def plan(request: str, *, board: str | None = None, planner: str = "offline") -> ProjectSpec:
+    return get_planner(planner).plan(request, board=board)
+
+
+def new_project(
+    request: str,
+    out: Path,
+    *,
+    board: str | None = None,
+    planner: str = "offline",
+    force: bool = False,
+) -> tuple[ProjectSpec, generate.WriteResult]:
+    """Plan a request and write a new project folder. Nothing is written when planning fails."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TinyForgeError(f"{out} exists and is not a folder.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise TinyForgeError(
+            f"{out} is not empty: choose another folder, or pass --force to regenerate into it "
+            "(files you changed are kept)."
+        )
+    spec = plan(request, board=board, planner=planner)
+    spec = _relocate_dataset(spec, out)
+    created = not out.exists()
+    try:
+        return spec, generate.write_project(spec, out)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _relocate_dataset(spec: ProjectSpec, out: Path) -> ProjectSpec:
+    """Paths in a request are relative to where the user typed it; the project's, to itself."""
+    if not spec.dataset.path:
+        return spec
+    path = Path(spec.dataset.path).expanduser()
+    if path.is_absolute():
+        return spec
+    absolute = path.resolve()
+    try:
+        rel = absolute.relative_to(out.resolve())
+        new_path = rel.as_posix()
+    except ValueError:
+        new_path = _relpath(absolute, out.resolve())
+    dataset = spec.dataset.model_copy(update={"path": new_path})
+    return spec.model_copy(update={"dataset": dataset})
+
+
+def _relpath(target: Path, start: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+# -- build -----------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildResult:
+    project_dir: Path
+    report: dict[str, Any]
+    verdict: Verdict
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return self.verdict.fits
+
+
+def build(
+    project_dir: Path,
+    *,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> BuildResult:
+    project_dir = Path(project_dir).resolve()
+    progress = progress or NullProgress()
+    spec = ProjectSpec.load(project_dir)
+    board = get_board(spec.board)
+    summary = datasets.validate(spec, project_dir)
+    seconds: dict[str, float] = {}
+    notices: list[str] = []
+
+    # Refresh generated files the user has not touched (a changed spec changes them).
+    refreshed = generate.write_project(spec, project_dir)
+    notices += refreshed.describe_kept()
+
+    def timed(stage: str, work: Callable[[], T]) -> T:
+        progress.stage(stage, BUILD_STAGES.index(stage) + 1, len(BUILD_STAGES))
+        start = time.monotonic()
+        try:
+            return work()
+        finally:
+            seconds[stage] = round(time.monotonic() - start, 2)
+
+    metrics = timed("train", lambda: run_training(project_dir, progress, cancel))
+    converted = timed("convert", lambda: _convert(project_dir, spec, progress, cancel))
+    model = load_tflite(project_dir / "model.tflite")
+    verified = timed("verify", lambda: _verify(project_dir, model, progress))
+    classes = list(metrics.get("classes") or summary.classes or [])
+    verdict = check_budget(
+        board=board,
+        budget=spec.budget,
+        model_bytes=model.model_bytes,
+        arena_bytes_target=verified["arena_bytes_target"],
+        ops=[op.op for op in model.ops],
+        largest_tensor=_largest_activation(model),
+    )
+    emitted = timed("emit", lambda: _emit(project_dir, spec, board, model, verified, classes))
+    notices += emitted.describe_kept()
+
+    def make_report() -> dict[str, Any]:
+        report = {
+            "project": spec.name,
+            "request": spec.request,
+            "board": board.id,
+            "task": spec.task.value,
+            "quantization": spec.quantization.value,
+            "classes": classes,
+            "params": metrics.get("params"),
+            "epochs_run": metrics.get("epochs_run"),
+            "samples": metrics.get("samples"),
+            "float_accuracy": converted["float_accuracy"],
+            "int8_accuracy": converted["tflite_accuracy"]
+            if spec.quantization.value == "int8"
+            else None,
+            "tflm_accuracy": verified["tflm_accuracy"],
+            "model_bytes": model.model_bytes,
+            "arena_bytes": verified["arena"].arena_bytes,
+            "arena_bytes_recorded": verified["arena"].recorded_total,
+            "arena_bytes_target": verified["arena_bytes_target"],
+            "ops": model.op_counts(),
+            "ram_bytes_estimate": verdict.ram_bytes_estimate,
+            "flash_bytes_estimate": verdict.flash_bytes_estimate,
+            "ram_parts": verdict.ram_parts,
+            "flash_parts": verdict.flash_parts,
+            "budget": verdict.budget,
+            "fits": verdict.fits,
+            "violations": [v.__dict__ for v in verdict.violations],
+            "history": metrics.get("history"),
+            "stage_seconds": seconds,
+            "notices": notices,
+        }
+        (project_dir / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        return report
+
+    report = timed("report", make_report)
+    report["stage_seconds"] = seconds
+    (project_dir / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return BuildResult(project_dir, report, verdict, notices)
+
+
+def _convert(
+    project_dir: Path, spec: ProjectSpec, progress: Progress, cancel: threading.Event | None
+) -> dict[str, Any]:
+    def on_line(line: str) -> None:
+        progress.log(line)
+        progress.update(None, line)
+
+    result = jobs.run(
+        jobs.python_command(
+            "-m",
+            "tinyforge.convert.keras_worker",
+            str(project_dir),
+            "--quantization",
+            spec.quantization.value,
+            "--artifacts",
+            ARTIFACTS_DIR,
+        ),
+        cwd=project_dir,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        on_line=on_line,
+        cancel=cancel,
+    )
+    if not result.ok:
+        from tinyforge.train import failure_sentence
+
+        raise StageError(
+            "convert", f"Conversion to TFLite failed: {failure_sentence(result.tail)}", result.tail_text()
+        )
+    return json.loads((project_dir / ARTIFACTS_DIR / "convert.json").read_text(encoding="utf-8"))
+
+
+def _verify(project_dir: Path, model: TfliteModel, progress: Progress) -> dict[str, Any]:
+    tflite_path = project_dir / "model.tflite"
+    progress.update(0.1, "measuring the tensor arena in the TFLM interpreter")
+    arena = measure_arena(tflite_path)
+    progress.update(0.5, f"arena {arena.arena_bytes} bytes; running the test set in TFLM")
+    x_test = np.load(project_dir / ARTIFACTS_DIR / "test_inputs.npy")
+    y_test = np.load(project_dir / ARTIFACTS_DIR / "splits.npz")["y_test"]
+    outputs = run_tflm(tflite_path, x_test, arena.arena_bytes)
+    tflm_accuracy = float(np.mean(np.argmax(outputs.reshape(len(x_test), -1), axis=1) == y_test))
+    progress.update(1.0, f"TFLM accuracy {tflm_accuracy:.4f}")
+    return {
+        "arena": arena,
+        "arena_bytes_target": target_arena_bytes(arena, model),
+        "tflm_accuracy": tflm_accuracy,
+    }
+
+
+def _largest_activation(model: TfliteModel) -> str | None:
+    produced = {out: op for op in model.ops for out in op.outputs}
+    candidates = [t for t in model.tensors if not t.is_constant and t.nbytes > 0]
+    if not candidates:
+        return None
+    largest = max(candidates, key=lambda t: t.nbytes)
+    op = produced.get(largest.index)
+    where = f"{op.op} output" if op else "input"
+    dims = "×".join(str(d) for d in largest.shape if d != 1) or "1"
+    return f"{where} {dims} {largest.dtype} = {largest.nbytes / 1024:.1f} KB"
+
+
+def _emit(
+    project_dir: Path,
+    spec: ProjectSpec,
+    board: Board,
+    model: TfliteModel,
+    verified: dict[str, Any],
+    classes: list[str],
+) -> generate.WriteResult:
+    tflite_bytes = (project_dir / "model.tflite").read_bytes()
+    sample = np.load(project_dir / ARTIFACTS_DIR / "sample_input.npy")
+    converted = json.loads((project_dir / ARTIFACTS_DIR / "convert.json").read_text("utf-8"))
+    label_index = int(converted["sample_label"])
+    resolver = sorted({tflm_resolver_method(op.op) for op in model.ops})
+    common = {"source": "model.tflite", "model_bytes": len(tflite_bytes)}
+    files = {
+        MODEL_DATA_H: generate.render(
+            "model_data.h.j2",
+            **common,
+            quantization=spec.quantization.value,
+            sample_len=int(sample.size),
+            sample_label_index=label_index,
+            sample_label=classes[label_index] if label_index < len(classes) else str(label_index),
+            sample_ctype=c_array.c_type(sample.dtype),
+        ),
+        MODEL_DATA_CC: generate.render(
+            "model_data.cc.j2",
+            **common,
+            model_array=c_array.hex_bytes(tflite_bytes),
+            sample_ctype=c_array.c_type(sample.dtype),
+            sample_array=c_array.numbers(sample.reshape(-1).tolist()),
+        ),
+        MAIN_CPP: generate.render(
+            "main.cpp.j2",
+            board=board,
+            umbrella_header=generate.umbrella_header(board),
+            model_bytes=len(tflite_bytes),
+            quantization=spec.quantization.value,
+            labels=classes or [str(i) for i in range(spec.num_classes or 2)],
+            arena_bytes=verified["arena"].arena_bytes,
+            arena_target_bytes=verified["arena_bytes_target"],
+            resolver_methods=resolver,
+        ),
+    }
+    return generate.write_generated(project_dir, files)
+
+
+def dataset_needs_path(spec: ProjectSpec) -> bool:
+    return spec.dataset.kind is not DatasetKind.DIGITS
