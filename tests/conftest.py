@@ -15,7 +15,9 @@ FRUIT_CSV = SHARED / "data" / "seed-fruit-rgb" / "fruit_data.csv"
 TINYFORGE = Path(sys.executable).parent / "tinyforge"
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `tinyforge` console script, exactly as a user would."""
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(

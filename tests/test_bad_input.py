@@ -17,7 +17,9 @@ def _one_clear_error(result, *needles: str) -> None:
 
 
 def test_unknown_board_lists_closest(tmp_path: Path) -> None:
-    result = run_cli("new", "classify gestures from data.csv", "--board", "nano33", "--out", str(tmp_path / "p"))
+    result = run_cli(
+        "new", "classify gestures from data.csv", "--board", "nano_33_bel", "--out", str(tmp_path / "p")
+    )
     _one_clear_error(result, "nano33ble")
     assert not (tmp_path / "p").exists()
 
@@ -46,7 +48,12 @@ def test_folder_with_one_class(tmp_path: Path) -> None:
 
     Image.new("L", (8, 8)).save(images / "only" / "a.png")
     project = tmp_path / "p"
-    new = run_cli("new", f"classify 8x8 grayscale images in {images} on an ESP32 dev board", "--out", str(project))
+    new = run_cli(
+        "new",
+        f"classify 8x8 grayscale images in {images} on an ESP32 dev board",
+        "--out",
+        str(project),
+    )
     assert new.returncode == 0, new.stderr
     result = run_cli("build", str(project))
     _one_clear_error(result, "at least two class sub-folders")
@@ -57,8 +64,12 @@ def test_unreadable_csv(tmp_path: Path) -> None:
     data = tmp_path / "data.csv"
     data.write_bytes(b"\xff\xfe\x00garbage\x00\x81\x82\n\x00\x00")
     project = tmp_path / "p"
-    new = run_cli("new", f"classify vibration from {data} with label column state on a Teensy 4.1",
-                  "--out", str(project))
+    new = run_cli(
+        "new",
+        f"classify vibration from {data} with label column state on a Teensy 4.1",
+        "--out",
+        str(project),
+    )
     assert new.returncode == 0, new.stderr
     result = run_cli("build", str(project))
     _one_clear_error(result, str(data))
@@ -68,7 +79,9 @@ def test_csv_with_text_features(tmp_path: Path) -> None:
     data = tmp_path / "data.csv"
     data.write_text("a,b,label\n1,2,x\n3,oops,y\n")
     project = tmp_path / "p"
-    assert run_cli("new", f"classify rows of {data} on a pico", "--out", str(project)).returncode == 0
+    assert (
+        run_cli("new", f"classify rows of {data} on a pico", "--out", str(project)).returncode == 0
+    )
     result = run_cli("build", str(project))
     _one_clear_error(result, "line 3", "not a number")
 
@@ -80,7 +93,9 @@ def test_new_never_overwrites_a_non_empty_folder(tmp_path: Path) -> None:
     result = run_cli("new", "Recognize handwritten digits on a Pi Pico", "--out", str(project))
     _one_clear_error(result, "not empty", "--force")
     assert sorted(p.name for p in project.iterdir()) == ["notes.txt"]
-    forced = run_cli("new", "Recognize handwritten digits on a Pi Pico", "--out", str(project), "--force")
+    forced = run_cli(
+        "new", "Recognize handwritten digits on a Pi Pico", "--out", str(project), "--force"
+    )
     assert forced.returncode == 0, forced.stderr
     assert (project / "notes.txt").read_text() == "mine"
     assert (project / "train.py").is_file()

@@ -9,15 +9,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import run_cli, set_epochs
+
 from tinyforge.memory.tflite_model import load_tflite, tflm_resolver_method
 
 REQUEST = "Recognize handwritten digits on an Arduino Nano 33 BLE Sense"
 
 
 @pytest.fixture(scope="module")
-def digits_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def digits_project(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     project = tmp_path_factory.mktemp("e2e") / "digits"
     new = run_cli("new", REQUEST, "--out", str(project))
     assert new.returncode == 0, new.stderr
@@ -26,7 +28,9 @@ def digits_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subp
     return project, build
 
 
-def test_new_writes_the_project(digits_project: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_new_writes_the_project(
+    digits_project: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
     project, _ = digits_project
     for name in ("tinyforge.toml", "train.py", "platformio.ini"):
         assert (project / name).is_file(), name
@@ -35,7 +39,9 @@ def test_new_writes_the_project(digits_project: tuple[Path, subprocess.Completed
     assert "platform = nordicnrf52" in ini
 
 
-def test_build_produces_everything(digits_project: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_build_produces_everything(
+    digits_project: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
     project, build = digits_project
     assert build.returncode == 0, build.stdout + build.stderr
     for name in (
@@ -105,15 +111,29 @@ def test_c_array_matches_tflite_and_compiles(
     assert gxx, "g++ is installed by `make test` (scripts/system-deps.sh)"
     obj = tmp_path / "model_data.o"
     result = subprocess.run(
-        [gxx, "-std=c++17", "-Wall", "-Werror", "-c", str(project / "lib/model/model_data.cc"),
-         "-I", str(project / "lib/model"), "-o", str(obj)],
-        capture_output=True, text=True, check=False,
+        [
+            gxx,
+            "-std=c++17",
+            "-Wall",
+            "-Werror",
+            "-c",
+            str(project / "lib/model/model_data.cc"),
+            "-I",
+            str(project / "lib/model"),
+            "-o",
+            str(obj),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert obj.stat().st_size > len(values)
 
 
-def test_rebuild_keeps_user_edits(digits_project: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_rebuild_keeps_user_edits(
+    digits_project: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
     project, _ = digits_project
     main = project / "src/main.cpp"
     edited = main.read_text() + "\n// my own change\n"
@@ -124,3 +144,24 @@ def test_rebuild_keeps_user_edits(digits_project: tuple[Path, subprocess.Complet
     assert main.read_text() == edited
     assert result.kept == ["src/main.cpp"]
     assert (project / "src/main.cpp.tinyforge-new").read_text() == "// regenerated\n"
+
+
+def test_over_budget_names_what_is_too_big(
+    digits_project: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    project, _ = digits_project
+    tight = tmp_path / "tight"
+    shutil.copytree(project, tight)
+    spec = tight / "tinyforge.toml"
+    spec.write_text(re.sub(r"ram_bytes = \d+", "ram_bytes = 40000", spec.read_text()))
+    set_epochs(tight, 3)
+    result = run_cli("build", str(tight))
+    assert result.returncode == 3, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())
+    assert "Does not fit: RAM" in out
+    assert "exceeds the 39.1 KB budget on nano33ble" in out
+    assert "tensor arena" in out and "largest tensor" in out
+    report = json.loads((tight / "report.json").read_text())
+    assert report["fits"] is False
+    assert [v["resource"] for v in report["violations"]] == ["ram"]
+    assert report["violations"][0]["limit"] == 40000

@@ -15,8 +15,8 @@ from rich.table import Table
 
 from tinyforge.errors import StageError, TinyForgeError
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class TerminalProgress:
@@ -30,7 +30,9 @@ class TerminalProgress:
 
     def stage(self, name: str, index: int, total: int) -> None:
         if self._task is not None:
-            self._progress.update(self._task, completed=1.0, description=f"[green]✓[/] {self._name}")
+            self._progress.update(
+                self._task, completed=1.0, description=f"[green]✓[/] {self._name}"
+            )
         self._name = f"[{index}/{total}] {name}"
         self._task = self._progress.add_task(self._name, total=1.0, status="")
 
@@ -48,7 +50,9 @@ class TerminalProgress:
 
     def finish(self) -> None:
         if self._task is not None:
-            self._progress.update(self._task, completed=1.0, description=f"[green]✓[/] {self._name}")
+            self._progress.update(
+                self._task, completed=1.0, description=f"[green]✓[/] {self._name}"
+            )
 
 
 def _kb(n: int | None) -> str:
@@ -60,20 +64,27 @@ def _pct(x: float | None) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    table = Table(title=f"TinyForge report — {report['project']} on {report['board']}", show_header=False)
+    table = Table(
+        title=f"TinyForge report — {report['project']} on {report['board']}", show_header=False
+    )
     table.add_column("what", style="bold")
     table.add_column("figure")
     budget = report["budget"]
-    table.add_row("accuracy (float / int8 / TFLM)", " / ".join(
-        _pct(report.get(k)) for k in ("float_accuracy", "int8_accuracy", "tflm_accuracy")
-    ))
+    table.add_row(
+        "accuracy (float / int8 / TFLM)",
+        " / ".join(
+            _pct(report.get(k)) for k in ("float_accuracy", "int8_accuracy", "tflm_accuracy")
+        ),
+    )
     table.add_row("model", f"{report['model_bytes']:,} bytes ({report['params']:,} parameters)")
     table.add_row(
         "tensor arena (measured, TFLM)",
         f"{report['arena_bytes']:,} bytes on the 64-bit host; ~{report['arena_bytes_target']:,} "
         "bytes on the 32-bit target",
     )
-    table.add_row("RAM estimate", f"{_kb(report['ram_bytes_estimate'])} of {_kb(budget['ram_bytes'])}")
+    table.add_row(
+        "RAM estimate", f"{_kb(report['ram_bytes_estimate'])} of {_kb(budget['ram_bytes'])}"
+    )
     table.add_row(
         "flash estimate", f"{_kb(report['flash_bytes_estimate'])} of {_kb(budget['flash_bytes'])}"
     )
@@ -82,9 +93,11 @@ def print_report(report: dict[str, Any]) -> None:
     for notice in report.get("notices", []):
         console.print(f"[yellow]note:[/] {notice}")
     if report["fits"]:
-        console.print(f"[bold green]Fits[/] {report['board']}: RAM {_kb(report['ram_bytes_estimate'])} "
-                      f"/ {_kb(budget['ram_bytes'])}, flash {_kb(report['flash_bytes_estimate'])} / "
-                      f"{_kb(budget['flash_bytes'])}.")
+        console.print(
+            f"[bold green]Fits[/] {report['board']}: RAM {_kb(report['ram_bytes_estimate'])} "
+            f"/ {_kb(budget['ram_bytes'])}, flash {_kb(report['flash_bytes_estimate'])} / "
+            f"{_kb(budget['flash_bytes'])}."
+        )
     else:
         for v in report["violations"]:
             console.print(f"[bold red]Does not fit:[/] {v['message']}")
@@ -98,7 +111,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(json_schema(), indent=2))
         return 0
     if not args.request:
-        raise TinyForgeError('Give a request, e.g. tinyforge plan "classify 3 gestures on a Pi Pico".')
+        raise TinyForgeError(
+            'Give a request, e.g. tinyforge plan "classify 3 gestures on a Pi Pico".'
+        )
     spec = pipeline.plan(args.request, board=args.board, planner=args.planner)
     if args.json:
         print(spec.model_dump_json(indent=2))

@@ -49,7 +49,9 @@ def _validate_folder(path: Path) -> DatasetSummary:
     if len(with_images) < 2:
         raise DatasetError(
             f"Dataset folder {path} needs at least two class sub-folders with images; "
-            f"found {len(with_images)}" + (f" ({', '.join(with_images)})" if with_images else "") + "."
+            f"found {len(with_images)}"
+            + (f" ({', '.join(with_images)})" if with_images else "")
+            + "."
         )
     empty = [name for name, n in counts.items() if n == 0]
     if empty:

@@ -6,6 +6,7 @@ TensorFlow out of the server's memory, and lets a cancel kill the whole process 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,15 +53,11 @@ def kill_tree(pid: int) -> None:
         procs = [*parent.children(recursive=True), parent]
     except psutil.NoSuchProcess:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(procs, timeout=5)
 
 

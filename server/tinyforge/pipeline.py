@@ -219,7 +219,9 @@ def _convert(
         from tinyforge.train import failure_sentence
 
         raise StageError(
-            "convert", f"Conversion to TFLite failed: {failure_sentence(result.tail)}", result.tail_text()
+            "convert",
+            f"Conversion to TFLite failed: {failure_sentence(result.tail)}",
+            result.tail_text(),
         )
     return json.loads((project_dir / ARTIFACTS_DIR / "convert.json").read_text(encoding="utf-8"))
 

@@ -129,7 +129,9 @@ class ProjectSpec(_Strict):
     def load(cls, project_dir: Path) -> ProjectSpec:
         path = Path(project_dir) / SPEC_FILENAME
         if not path.is_file():
-            raise SpecError(f"No {SPEC_FILENAME} in {project_dir}: create one with `tinyforge new`.")
+            raise SpecError(
+                f"No {SPEC_FILENAME} in {project_dir}: create one with `tinyforge new`."
+            )
         return cls.from_toml_text(path.read_text(encoding="utf-8"), str(path))
 
 

@@ -115,8 +115,13 @@ def check_budget(
             continue
         name, size = max(parts.items(), key=lambda kv: kv[1])
         biggest = f"{name} {kb(size)}"
-        if name == "tensor arena" and largest_tensor:
-            biggest += f" (largest tensor: {largest_tensor})"
+        # The model's own share is what the user can change: always name it.
+        model_part = "tensor arena" if resource == "ram" else "model"
+        detail = f"{model_part} {kb(parts[model_part])}"
+        if resource == "ram" and largest_tensor:
+            detail += f" (largest tensor: {largest_tensor})"
+        if name != model_part:
+            detail = f"{biggest}; {detail}"
         verdict.violations.append(
             Violation(
                 resource=resource,
@@ -125,7 +130,7 @@ def check_budget(
                 biggest=biggest,
                 message=(
                     f"{resource.upper()} {kb(figure)} exceeds the {kb(limit)} budget on "
-                    f"{board.id} by {kb(figure - limit)}; biggest part: {biggest}"
+                    f"{board.id} by {kb(figure - limit)}; biggest part: {detail}"
                 ),
             )
         )

@@ -60,7 +60,10 @@ def convert(project: Path, quantization: str, artifacts: str) -> dict:
     float_accuracy = float(np.mean(np.argmax(float_pred, axis=1) == y_test))
     print(f"float accuracy {float_accuracy:.4f} on {len(x_test)} test samples", flush=True)
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    # A batch of one, fixed: the device runs one sample at a time, and static shapes spare the
+    # firmware the SHAPE/STRIDED_SLICE/PACK ops a dynamic batch adds around Flatten.
+    single = keras.Input(batch_size=1, shape=model.input_shape[1:], dtype="float32")
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(single, model(single)))
     if quantization == "int8":
         rng = np.random.default_rng(0)
         pick = rng.permutation(len(x_train))[:CALIBRATION_SAMPLES]

@@ -14,7 +14,12 @@ from pathlib import Path
 import jinja2
 
 from tinyforge.boards import Board, get_board
-from tinyforge.generate.architecture import ARENA_SHARE, FLASH_SHARE, Architecture, choose_architecture
+from tinyforge.generate.architecture import (
+    ARENA_SHARE,
+    FLASH_SHARE,
+    Architecture,
+    choose_architecture,
+)
 from tinyforge.generate.files import WriteResult, write_generated
 from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec
 
@@ -64,7 +69,9 @@ def expected_classes(spec: ProjectSpec, project_dir: Path) -> list[str] | None:
     if spec.dataset.kind is DatasetKind.FOLDER and spec.dataset.path:
         folder = (project_dir / spec.dataset.path).resolve()
         if folder.is_dir():
-            names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            names = sorted(
+                p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+            )
             return names or None
     return None
 

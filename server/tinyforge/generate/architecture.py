@@ -8,6 +8,7 @@ converted model measured in TFLM; this only has to pick a sensible starting poin
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -43,7 +44,7 @@ class Architecture:
     def arena_estimate(self, input_shape: tuple[int, ...]) -> int:
         """Peak of input+output activation bytes over consecutive int8 layers, plus overhead."""
         sizes = [math.prod(input_shape)] + [math.prod(layer.out_shape) for layer in self.layers]
-        peak = max(a + b for a, b in zip(sizes, sizes[1:], strict=False))
+        peak = max(a + b for a, b in itertools.pairwise(sizes))
         return int(peak * 1.1) + 2048
 
     def flash_estimate(self) -> int:
@@ -55,7 +56,9 @@ def _conv_out(size: int, stride: int) -> int:
     return math.ceil(size / stride)
 
 
-def _image_candidate(shape: tuple[int, ...], classes: int, width: int, stem_stride: int) -> Architecture:
+def _image_candidate(
+    shape: tuple[int, ...], classes: int, width: int, stem_stride: int
+) -> Architecture:
     h, w, c = shape
     arch = Architecture(family="cnn2d", width=width)
     # Enough blocks to bring the feature map down to a few pixels, no more than four.
@@ -79,7 +82,9 @@ def _image_candidate(shape: tuple[int, ...], classes: int, width: int, stem_stri
         in_ch = filters
         filters = min(filters * 2, 128)
     if ch * cw > 16:
-        arch.layers.append(Layer("GlobalAveragePooling2D", "layers.GlobalAveragePooling2D()", (in_ch,)))
+        arch.layers.append(
+            Layer("GlobalAveragePooling2D", "layers.GlobalAveragePooling2D()", (in_ch,))
+        )
         flat = in_ch
     else:
         flat = ch * cw * in_ch
@@ -102,14 +107,21 @@ def _dense_candidate(features: int, classes: int, width: int) -> Architecture:
     arch = Architecture(family="mlp", width=width)
     arch.layers.append(Layer("Normalization", "normalizer", (features,), params=2 * features))
     arch.layers.append(
-        Layer("Dense", f'layers.Dense({width}, activation="relu")', (width,), features * width + width)
+        Layer(
+            "Dense", f'layers.Dense({width}, activation="relu")', (width,), features * width + width
+        )
     )
     half = max(4, width // 2)
     arch.layers.append(
         Layer("Dense", f'layers.Dense({half}, activation="relu")', (half,), width * half + half)
     )
     arch.layers.append(
-        Layer("Dense", 'layers.Dense(num_classes, activation="softmax")', (classes,), half * classes + classes)
+        Layer(
+            "Dense",
+            'layers.Dense(num_classes, activation="softmax")',
+            (classes,),
+            half * classes + classes,
+        )
     )
     return arch
 

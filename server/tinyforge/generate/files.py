@@ -55,7 +55,9 @@ def is_pristine(project_dir: Path, relpath: str, manifest: dict[str, str] | None
     return manifest.get(relpath) == current
 
 
-def write_generated(project_dir: Path, files: dict[str, str], *, force: bool = False) -> WriteResult:
+def write_generated(
+    project_dir: Path, files: dict[str, str], *, force: bool = False
+) -> WriteResult:
     """Write `files` (relative path → text) into `project_dir`, respecting the user's edits."""
     project_dir.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(project_dir)

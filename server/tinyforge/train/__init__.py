@@ -42,7 +42,9 @@ def run_training(
         timeout=timeout,
     )
     if not result.ok:
-        raise StageError("train", f"train.py failed: {failure_sentence(result.tail)}", result.tail_text())
+        raise StageError(
+            "train", f"train.py failed: {failure_sentence(result.tail)}", result.tail_text()
+        )
     metrics_path = project_dir / ARTIFACTS_DIR / "metrics.json"
     model_path = project_dir / "model.keras"
     if not metrics_path.is_file() or not model_path.is_file():
