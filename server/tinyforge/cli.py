@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from tinyforge.errors import StageError, TinyForgeError
 
@@ -39,7 +39,7 @@ class TerminalProgress:
     def update(self, fraction: float | None, message: str) -> None:
         if self._task is None:
             return
-        fields: dict[str, Any] = {"status": message[:70]}
+        fields: dict[str, Any] = {"status": message}
         if fraction is not None:
             fields["completed"] = fraction
         self._progress.update(self._task, **fields)
@@ -146,10 +146,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     columns = (
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=16)),
         BarColumn(bar_width=24),
         TimeElapsedColumn(),
-        TextColumn("[dim]{task.fields[status]}"),
+        TextColumn(
+            "[dim]{task.fields[status]}", table_column=Column(no_wrap=True, overflow="ellipsis")
+        ),
     )
     with Progress(*columns, console=console, transient=False) as bar:
         progress = TerminalProgress(bar, args.verbose)

@@ -641,6 +641,8 @@ def _parse_list(tokens: list[re.Match[str]], i: int, text: str) -> list[str] | N
             if not items:
                 break
             expect_item = True
+        elif lower in {"the", "a", "an"} and expect_item and not current and items:
+            pass  # "the apple, the pear and the plum"
         elif _WORD.fullmatch(raw) and lower not in _LIST_STOP:
             if not expect_item and not current:
                 break
