@@ -18,7 +18,12 @@ def _one_clear_error(result, *needles: str) -> None:
 
 def test_unknown_board_lists_closest(tmp_path: Path) -> None:
     result = run_cli(
-        "new", "classify gestures from data.csv", "--board", "nano_33_bel", "--out", str(tmp_path / "p")
+        "new",
+        "classify gestures from data.csv",
+        "--board",
+        "nano_33_bel",
+        "--out",
+        str(tmp_path / "p"),
     )
     _one_clear_error(result, "nano33ble")
     assert not (tmp_path / "p").exists()

@@ -1,1 +1,3 @@
-"""TinyForge."""
+"""TinyForge: from one sentence to TinyML firmware."""
+
+__version__ = "0.1.0"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +30,7 @@ from tinyforge.memory.target import target_arena_bytes
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
 from tinyforge.plan import get_planner
 from tinyforge.progress import NullProgress, Progress
-from tinyforge.spec import DatasetKind, ProjectSpec
+from tinyforge.spec import ProjectSpec
 from tinyforge.train import run_training
 
 REPORT_FILE = "report.json"
@@ -62,7 +64,7 @@ def new_project(
             "(files you changed are kept)."
         )
     spec = plan(request, board=board, planner=planner)
-    spec = _relocate_dataset(spec, out)
+    spec = relocate_dataset(spec, out)
     created = not out.exists()
     try:
         return spec, generate.write_project(spec, out)
@@ -72,7 +74,7 @@ def new_project(
         raise
 
 
-def _relocate_dataset(spec: ProjectSpec, out: Path) -> ProjectSpec:
+def relocate_dataset(spec: ProjectSpec, out: Path) -> ProjectSpec:
     """Paths in a request are relative to where the user typed it; the project's, to itself."""
     if not spec.dataset.path:
         return spec
@@ -110,17 +112,87 @@ class BuildResult:
         return self.verdict.fits
 
 
+# Everything a build writes: restored as it was when a build fails or is cancelled.
+BUILD_OUTPUTS = (
+    "model.keras",
+    "model.tflite",
+    REPORT_FILE,
+    ARTIFACTS_DIR,
+    generate.TRAIN_SCRIPT,
+    generate.PLATFORMIO_INI,
+    MAIN_CPP,
+    MODEL_DATA_H,
+    MODEL_DATA_CC,
+    ".tinyforge",
+)
+
+
+@contextmanager
+def all_or_nothing(project_dir: Path, outputs: tuple[str, ...] = BUILD_OUTPUTS) -> Iterator[None]:
+    """Leave the project exactly as before when the body fails or is cancelled."""
+    backup = Path(tempfile.mkdtemp(prefix="tinyforge-backup-"))
+    try:
+        saved = []
+        for rel in outputs:
+            src = project_dir / rel
+            if src.is_dir():
+                shutil.copytree(src, backup / rel)
+                saved.append(rel)
+            elif src.is_file():
+                (backup / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, backup / rel)
+                saved.append(rel)
+        try:
+            yield
+        except BaseException:
+            for rel in outputs:
+                target = project_dir / rel
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+                stale = project_dir / (rel + generate.files.NEW_SUFFIX)
+                if stale.exists() and rel not in saved:
+                    stale.unlink()
+            for rel in saved:
+                src, target = backup / rel, project_dir / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if src.is_dir():
+                    shutil.copytree(src, target)
+                else:
+                    shutil.copy2(src, target)
+            raise
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
 def build(
     project_dir: Path,
     *,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    train: bool = True,
 ) -> BuildResult:
+    """Run the build stages; `train=False` converts the model the last training saved."""
     project_dir = Path(project_dir).resolve()
-    progress = progress or NullProgress()
     spec = ProjectSpec.load(project_dir)
     board = get_board(spec.board)
     summary = datasets.validate(spec, project_dir)
+    if not train and not (project_dir / ARTIFACTS_DIR / "metrics.json").is_file():
+        raise StageError("convert", f"No trained model in {project_dir}: train it first.")
+    with all_or_nothing(project_dir):
+        return _build(project_dir, spec, board, summary, progress or NullProgress(), cancel, train)
+
+
+def _build(
+    project_dir: Path,
+    spec: ProjectSpec,
+    board: Board,
+    summary: datasets.DatasetSummary,
+    progress: Progress,
+    cancel: threading.Event | None,
+    train: bool,
+) -> BuildResult:
     seconds: dict[str, float] = {}
     notices: list[str] = []
 
@@ -129,14 +201,20 @@ def build(
     notices += refreshed.describe_kept()
 
     def timed(stage: str, work: Callable[[], T]) -> T:
-        progress.stage(stage, BUILD_STAGES.index(stage) + 1, len(BUILD_STAGES))
+        stages = BUILD_STAGES if train else BUILD_STAGES[1:]
+        progress.stage(stage, stages.index(stage) + 1, len(stages))
+        if cancel is not None and cancel.is_set():
+            raise jobs.Cancelled(f"cancelled before {stage}")
         start = time.monotonic()
         try:
             return work()
         finally:
             seconds[stage] = round(time.monotonic() - start, 2)
 
-    metrics = timed("train", lambda: run_training(project_dir, progress, cancel))
+    if train:
+        metrics = timed("train", lambda: run_training(project_dir, progress, cancel))
+    else:
+        metrics = json.loads((project_dir / ARTIFACTS_DIR / "metrics.json").read_text("utf-8"))
     converted = timed("convert", lambda: _convert(project_dir, spec, progress, cancel))
     model = load_tflite(project_dir / "model.tflite")
     verified = timed("verify", lambda: _verify(project_dir, model, progress))
@@ -301,5 +379,18 @@ def _emit(
     return generate.write_generated(project_dir, files)
 
 
-def dataset_needs_path(spec: ProjectSpec) -> bool:
-    return spec.dataset.kind is not DatasetKind.DIGITS
+def train_only(
+    project_dir: Path,
+    *,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Just the training stage (the editor's Train command)."""
+    project_dir = Path(project_dir).resolve()
+    spec = ProjectSpec.load(project_dir)
+    datasets.validate(spec, project_dir)
+    progress = progress or NullProgress()
+    with all_or_nothing(project_dir):
+        generate.write_project(spec, project_dir)
+        progress.stage("train", 1, 1)
+        return run_training(project_dir, progress, cancel)

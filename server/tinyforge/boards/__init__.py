@@ -59,6 +59,7 @@ _STR_FIELDS = ("id", "name", "vendor", "platform", "framework", "mcu", "family",
                "tflm_library")
 _INT_FIELDS = ("f_cpu", "flash_bytes", "ram_bytes", "psram_bytes")
 _ALL_FIELDS = frozenset((*_STR_FIELDS, *_INT_FIELDS, "aliases"))
+_OPTIONAL_FIELDS = frozenset({"text_aliases"})
 
 # Users write "ESP32-CAM", "esp32 cam", "ESP32_CAM" and "Teensy 4.1" for the same things.
 _IGNORED_IN_NAMES = re.compile(r"[\s\-_.]+")
@@ -71,7 +72,7 @@ def normalize_board_name(name: str) -> str:
 
 def _board_from_table(table: dict[str, Any], index: int) -> Board:
     where = f"{_BOARDS_FILE} board #{index + 1}"
-    unknown = set(table) - _ALL_FIELDS
+    unknown = set(table) - _ALL_FIELDS - _OPTIONAL_FIELDS
     missing = _ALL_FIELDS - set(table)
     if unknown or missing:
         raise TinyForgeError(
@@ -85,34 +86,50 @@ def _board_from_table(table: dict[str, Any], index: int) -> Board:
         # bool is an int subclass: reject it explicitly so `true` cannot pass as a size.
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise TinyForgeError(f"{where}: '{key}' must be a non-negative integer.")
-    aliases = table["aliases"]
-    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
-        raise TinyForgeError(f"{where}: 'aliases' must be a list of non-empty strings.")
+    for key in ("aliases", "text_aliases"):
+        names = table.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(a, str) and a for a in names):
+            raise TinyForgeError(f"{where}: '{key}' must be a list of non-empty strings.")
     return Board(
         **{key: table[key] for key in _STR_FIELDS},
         **{key: table[key] for key in _INT_FIELDS},
-        aliases=tuple(aliases),
+        aliases=tuple(table["aliases"]),
     )
 
 
+@dataclass(frozen=True)
+class _Entry:
+    board: Board
+    text_aliases: tuple[str, ...]
+
+
 @cache
-def _load() -> tuple[Board, ...]:
+def _entries() -> tuple[_Entry, ...]:
     text = resources.files(__name__).joinpath(_BOARDS_FILE).read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:  # a packaging bug, but say so plainly
         raise TinyForgeError(f"{_BOARDS_FILE} is not valid TOML: {exc}") from exc
     tables = data.get("boards", [])
-    boards = [_board_from_table(t, i) for i, t in enumerate(tables)]
+    entries = [
+        _Entry(_board_from_table(t, i), tuple(t.get("text_aliases", [])))
+        for i, t in enumerate(tables)
+    ]
     seen: dict[str, str] = {}
-    for board in boards:
-        for key in {normalize_board_name(n) for n in (board.id, *board.aliases)}:
+    for entry in entries:
+        board = entry.board
+        names = (board.id, *board.aliases, *entry.text_aliases)
+        for key in {normalize_board_name(n) for n in names}:
             owner = seen.setdefault(key, board.id)
             if owner != board.id:
                 raise TinyForgeError(
                     f"{_BOARDS_FILE}: the name '{key}' is used by both {owner} and {board.id}."
                 )
-    return tuple(sorted(boards, key=lambda b: b.id))
+    return tuple(sorted(entries, key=lambda e: e.board.id))
+
+
+def _load() -> tuple[Board, ...]:
+    return tuple(entry.board for entry in _entries())
 
 
 def all_boards() -> list[Board]:
@@ -138,13 +155,22 @@ def get_board(board_id: str) -> Board:
     return board
 
 
+@cache
+def _suggestion_keys() -> tuple[tuple[str, Board], ...]:
+    return tuple(
+        (normalize_board_name(name), entry.board)
+        for entry in _entries()
+        for name in (entry.board.id, *entry.board.aliases, *entry.text_aliases)
+    )
+
+
 def suggest_boards(name: str, limit: int = 3) -> list[str]:
     """Ids of the boards whose id or alias is closest to `name`, best first."""
     query = normalize_board_name(name)
     if not query or limit <= 0:
         return []
     scores: dict[str, float] = {}
-    for key, board in _by_name().items():
+    for key, board in _suggestion_keys():
         score = difflib.SequenceMatcher(None, query, key).ratio()
         # A truncated name ("nano33", "teensy") is a strong hint even when the ratio is modest.
         if len(query) >= 3 and key.startswith(query):
@@ -188,8 +214,9 @@ def _names_another_model(text: str, end: int) -> bool:
 @cache
 def _mention_patterns() -> tuple[tuple[re.Pattern[str], Board], ...]:
     patterns: dict[str, tuple[re.Pattern[str], Board]] = {}
-    for board in _load():
-        for name in (board.id, *board.aliases):
+    for entry in _entries():
+        board = entry.board
+        for name in (board.id, *board.aliases, *entry.text_aliases):
             pattern = _mention_pattern(name)
             if pattern is not None:
                 patterns.setdefault(pattern.pattern, (pattern, board))

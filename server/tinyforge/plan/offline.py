@@ -12,6 +12,7 @@ spaces of the same length, keeping offsets valid, before the next step looks at 
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import os
@@ -192,14 +193,6 @@ def _clean_path(raw: str) -> str:
     ):
         path = path[:-1]
     return path
-
-
-def _looks_like_path(candidate: str) -> bool:
-    if not candidate or candidate.startswith(("http:", "https:", "www.")):
-        return False
-    if not re.search(r"[\w]", candidate):
-        return False
-    return bool(re.search(r"[\\/]", candidate)) or candidate.lower().endswith(".csv")
 
 
 _WORD_SLASHES = re.compile(r"[^\W\d_][\w'\-]*(?:\s*/\s*[^\W\d_][\w'\-]*)+")
@@ -504,7 +497,7 @@ def _unknown_board_phrase(text: str) -> str | None:
                 lower in _MODEL_WORDS
                 or lower in _BOARD_TAIL
                 or (re.search(r"\d", word) is not None and re.search(r"[a-z]", lower) is not None)
-                or re.fullmatch(r"\d{1,2}", word) is not None
+                or re.fullmatch(r"\d{1,2}(?:\.\d{1,2})?", word) is not None
             )
             if not modelish or re.fullmatch(
                 r"\d+(?:\.\d+)?\s*(?:kb|kib|k|mb|mib|gb|b|bytes?|hz|khz|mhz|x\d+|%)", lower
@@ -543,7 +536,7 @@ _LIST_STOP = {
     "on", "for", "from", "in", "into", "with", "using", "at", "to", "by", "keep", "under", "that",
     "which", "when", "where", "so", "then", "the", "a", "an", "my", "our", "your", "their", "its",
     "this", "these", "those", "is", "are", "be", "use", "via", "based", "apart", "only", "please",
-    "running", "run", "deploy", "of", "each", "per", "every", "within", "below", "above", "over",
+    "deploy", "of", "each", "per", "every", "within", "below", "above", "over",
     "if", "while", "than", "should", "must", "can", "could", "would", "will", "also", "plus",
     "i", "we", "you", "it", "they", "as", "between", "among", "either", "not", "but", "like",
     "such", "e.g.", "eg", "i.e.", "ie", "etc", "etc.", "classes", "class", "labels", "label",
@@ -612,6 +605,8 @@ _VERB_WORDS = {
     "classify", "recognise", "recognize", "detect", "distinguish", "identify", "tell", "spot",
     "sort", "separate", "differentiate", "hear",
 }
+_MAX_CLASSES = 100
+_VERB_BEFORE_PLACE = {"running", "run", "runs", "deployed", "working", "works", "living"}
 _LIST_LEAD_IN = {"the", "either", "one", "of", "like", "such", "as", "e.g.", "eg", "namely",
                  "i.e.", "ie", "between", "whether", ":", "."}
 
@@ -629,6 +624,8 @@ def _parse_list(tokens: list[re.Match[str]], i: int, text: str) -> list[str] | N
         if "\n" in text[last_end : tok.start()]:
             break
         quoted = _unquote(raw)
+        if len(items) > _MAX_CLASSES:
+            return None  # not a class list; also keeps huge inputs linear
         if quoted is not None:
             if not expect_item or current or not quoted:
                 break
@@ -643,6 +640,10 @@ def _parse_list(tokens: list[re.Match[str]], i: int, text: str) -> list[str] | N
             expect_item = True
         elif lower in {"the", "a", "an"} and expect_item and not current and items:
             pass  # "the apple, the pear and the plum"
+        elif lower in _VERB_BEFORE_PLACE and i + 1 < len(tokens) and (
+            tokens[i + 1].group().lower() in {"on", "in", "at", "with", "inside"}
+        ):
+            break  # "running on a Pico" ends the list; "walking, running" does not
         elif _WORD.fullmatch(raw) and lower not in _LIST_STOP:
             if not expect_item and not current:
                 break
@@ -667,8 +668,10 @@ def _parse_list(tokens: list[re.Match[str]], i: int, text: str) -> list[str] | N
             return None
         cleaned.append(name)
     deduped: list[str] = []
+    seen: set[str] = set()
     for name in cleaned:
-        if name.lower() not in {d.lower() for d in deduped}:
+        if name.lower() not in seen:
+            seen.add(name.lower())
             deduped.append(name)
     return deduped if len(deduped) >= 2 else None
 
@@ -678,8 +681,11 @@ def _find_classes(text: str) -> list[str] | None:
     if not tokens:
         return None
 
+    starts = [t.start() for t in tokens]
+
     def index_at(pos: int) -> int | None:
-        return next((n for n, t in enumerate(tokens) if t.start() >= pos), None)
+        n = bisect.bisect_left(starts, pos)
+        return n if n < len(tokens) else None
 
     def skip_lead_in(n: int) -> int:
         while n < len(tokens) and tokens[n].group().lower() in _LIST_LEAD_IN:

@@ -1,0 +1,3 @@
+from tinyforge.lsp import main
+
+main()

@@ -1,0 +1,127 @@
+"""Code actions: create a project from a `# tinyml: <request>` comment, and model fixes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lsprotocol import types as lsp
+from pygls.uris import from_fs_path
+
+from tinyforge.errors import TinyForgeError
+from tinyforge.lsp.documents import doc_path
+from tinyforge.lsp.server import TinyForgeServer
+
+REQUEST_COMMENT = re.compile(r"#\s*tinyml\s*:\s*(?P<request>.+?)\s*$", re.IGNORECASE)
+CREATE_TITLE = "Create TinyML project from this request"
+
+
+def request_at(text: str, rng: lsp.Range) -> str | None:
+    """The request under the cursor: a `# tinyml:` comment line, else a non-empty selection."""
+    lines = text.splitlines()
+    for number in range(rng.start.line, min(rng.end.line, len(lines) - 1) + 1):
+        match = REQUEST_COMMENT.search(lines[number])
+        if match:
+            return match.group("request")
+    if rng.start != rng.end:
+        selected = _slice(lines, rng).strip().strip("#").strip()
+        return selected or None
+    return None
+
+
+def _slice(lines: list[str], rng: lsp.Range) -> str:
+    if rng.start.line == rng.end.line:
+        line = lines[rng.start.line] if rng.start.line < len(lines) else ""
+        return line[rng.start.character : rng.end.character]
+    parts = [lines[rng.start.line][rng.start.character :]]
+    parts += lines[rng.start.line + 1 : rng.end.line]
+    if rng.end.line < len(lines):
+        parts.append(lines[rng.end.line][: rng.end.character])
+    return "\n".join(parts)
+
+
+def free_folder(parent: Path, name: str) -> Path:
+    """A folder name beside the document that holds nothing yet: never write over a user's files."""
+    candidate = parent / name
+    counter = 2
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        candidate = parent / f"{name}_{counter}"
+        counter += 1
+    return candidate
+
+
+def create_project_edit(
+    request: str, document_uri: str, board: str | None, planner: str
+) -> tuple[lsp.WorkspaceEdit, Path]:
+    """Plan + generate as a WorkspaceEdit that creates the files, so the user can preview them."""
+    from tinyforge import generate, pipeline
+
+    path = doc_path(document_uri)
+    parent = path.parent if path else Path.cwd()
+    spec = pipeline.plan(request, board=board, planner=planner)
+    folder = free_folder(parent, spec.name)
+    spec = pipeline.relocate_dataset(spec, folder)
+    changes: list[lsp.TextDocumentEdit | lsp.CreateFile | lsp.RenameFile | lsp.DeleteFile] = []
+    for relpath, content in generate.render_project(spec, folder).items():
+        uri = from_fs_path(str(folder / relpath)) or ""
+        changes.append(
+            lsp.CreateFile(
+                uri=uri, options=lsp.CreateFileOptions(overwrite=False, ignore_if_exists=False)
+            )
+        )
+        changes.append(
+            lsp.TextDocumentEdit(
+                text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None),
+                edits=[
+                    lsp.TextEdit(
+                        range=lsp.Range(
+                            start=lsp.Position(line=0, character=0),
+                            end=lsp.Position(line=0, character=0),
+                        ),
+                        new_text=content,
+                    )
+                ],
+            )
+        )
+    return lsp.WorkspaceEdit(document_changes=changes), folder
+
+
+def code_actions(server: TinyForgeServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+    document = server.workspace.get_text_document(params.text_document.uri)
+    actions: list[lsp.CodeAction] = []
+    request = request_at(document.source, params.range)
+    if request:
+        try:
+            edit, folder = create_project_edit(
+                request, document.uri, server.settings.board, server.settings.planner
+            )
+            actions.append(
+                lsp.CodeAction(
+                    title=f"{CREATE_TITLE} (in {folder.name}/)",
+                    kind=lsp.CodeActionKind.RefactorRewrite,
+                    edit=edit,
+                )
+            )
+        except TinyForgeError as exc:
+            actions.append(
+                lsp.CodeAction(
+                    title=f"{CREATE_TITLE}: {exc}",
+                    kind=lsp.CodeActionKind.RefactorRewrite,
+                    disabled=lsp.CodeActionDisabledType(reason=str(exc)),
+                )
+            )
+    from tinyforge.lsp.model_checks import model_code_actions
+
+    actions += model_code_actions(server, document, params)
+    return actions
+
+
+def register(server: TinyForgeServer) -> None:
+    @server.feature(
+        lsp.TEXT_DOCUMENT_CODE_ACTION,
+        lsp.CodeActionOptions(
+            code_action_kinds=[lsp.CodeActionKind.QuickFix, lsp.CodeActionKind.RefactorRewrite]
+        ),
+    )
+    def on_code_action(ls: TinyForgeServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        return code_actions(ls, params)

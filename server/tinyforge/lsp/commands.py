@@ -1,0 +1,216 @@
+"""workspace/executeCommand: the pipeline's stages as editor commands.
+
+Long work runs in a worker thread that drives child processes (TensorFlow never loads in the
+server), reports `$/progress`, streams its log as window/logMessage, and stops when the user
+cancels the progress: the child process tree is killed and the project is restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lsprotocol import types as lsp
+
+from tinyforge import jobs
+from tinyforge.errors import TinyForgeError
+from tinyforge.lsp.server import TinyForgeServer
+
+T = TypeVar("T")
+
+
+class LspProgress:
+    """The pipeline's Progress, forwarded from the worker thread to the client."""
+
+    def __init__(
+        self, server: TinyForgeServer, token: str, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._server = server
+        self._token = token
+        self._loop = loop
+        self._stage = ""
+        self._index = 0
+        self._total = 1
+        self._last_percent = -1
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        self._loop.call_soon_threadsafe(fn, *args)
+
+    def _report(self, fraction: float | None, message: str) -> None:
+        within = 0.0 if fraction is None else min(max(fraction, 0.0), 1.0)
+        percent = int(100 * ((self._index - 1) + within) / max(self._total, 1))
+        percent = max(percent, self._last_percent)  # never move the bar backwards
+        self._last_percent = percent
+        value = lsp.WorkDoneProgressReport(message=f"{self._stage}: {message}", percentage=percent)
+        self._call(self._server.work_done_progress.report, self._token, value)
+
+    def stage(self, name: str, index: int, total: int) -> None:
+        self._stage, self._index, self._total = name, index, total
+        self._report(0.0, f"stage {index}/{total}")
+
+    def update(self, fraction: float | None, message: str) -> None:
+        self._report(fraction, message)
+
+    def log(self, line: str) -> None:
+        params = lsp.LogMessageParams(type=lsp.MessageType.Log, message=line)
+        self._call(self._server.window_log_message, params)
+
+
+async def run_with_progress(
+    server: TinyForgeServer, title: str, work: Callable[[LspProgress, threading.Event], T]
+) -> T:
+    token = f"tinyforge-{uuid.uuid4()}"
+    loop = asyncio.get_running_loop()
+    await server.work_done_progress.create_async(token)
+    server.work_done_progress.begin(
+        token, lsp.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0)
+    )
+    cancel = threading.Event()
+    server.jobs[token] = cancel
+    # pygls cancels this future when the client sends window/workDoneProgress/cancel.
+    future = server.work_done_progress.tokens.get(token)
+    if future is not None:
+        future.add_done_callback(lambda f: cancel.set() if f.cancelled() else None)
+    progress = LspProgress(server, token, loop)
+    message = "done"
+    try:
+        return await asyncio.to_thread(work, progress, cancel)
+    except jobs.Cancelled:
+        message = "cancelled"
+        raise
+    except asyncio.CancelledError:
+        cancel.set()  # $/cancelRequest: stop the worker too
+        message = "cancelled"
+        raise
+    except Exception as exc:
+        message = f"failed: {exc}"
+        raise
+    finally:
+        server.jobs.pop(token, None)
+        server.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message=message))
+
+
+def _project(args: list[Any], server: TinyForgeServer) -> Path:
+    """The first argument (a path or file URI), else the first workspace folder."""
+    from pygls.uris import to_fs_path
+
+    if args and isinstance(args[0], str) and args[0]:
+        arg = args[0]
+        return Path(to_fs_path(arg) or arg) if arg.startswith("file:") else Path(arg)
+    folders = server.workspace.folders
+    if folders:
+        first = next(iter(folders.values()))
+        return Path(to_fs_path(first.uri) or ".")
+    raise TinyForgeError("Give the project folder as the command's first argument.")
+
+
+def _error(exc: Exception) -> dict[str, Any]:
+    return {"ok": False, "error": str(exc)}
+
+
+def register(server: TinyForgeServer) -> None:
+    from tinyforge import pipeline
+    from tinyforge.lsp.diagnostics import publish_all
+
+    @server.command("tinyforge.boards")
+    def boards(ls: TinyForgeServer, *args: Any) -> list[dict[str, Any]]:
+        from tinyforge.boards import all_boards
+
+        return [
+            {
+                "id": b.id,
+                "name": b.name,
+                "mcu": b.mcu,
+                "ram_bytes": b.ram_bytes,
+                "flash_bytes": b.flash_bytes,
+                "selected": b.id == ls.settings.board,
+            }
+            for b in all_boards()
+        ]
+
+    @server.command("tinyforge.selectBoard")
+    def select_board(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        from tinyforge.boards import get_board
+
+        try:
+            board = get_board(str(args[0]) if args else "")
+        except TinyForgeError as exc:
+            return _error(exc)
+        ls.settings.board = board.id
+        publish_all(ls)
+        return {"ok": True, "board": board.id}
+
+    @server.command("tinyforge.plan")
+    def plan(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        try:
+            request = str(args[0]) if args else ""
+            board = str(args[1]) if len(args) > 1 and args[1] else ls.settings.board
+            spec = pipeline.plan(request, board=board, planner=ls.settings.planner)
+        except TinyForgeError as exc:
+            return _error(exc)
+        return {"ok": True, "spec": spec.model_dump(mode="json")}
+
+    @server.command("tinyforge.newProject")
+    def new_project(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        try:
+            if len(args) < 2:
+                raise TinyForgeError("tinyforge.newProject takes a request and a folder.")
+            board = str(args[2]) if len(args) > 2 and args[2] else ls.settings.board
+            spec, written = pipeline.new_project(
+                str(args[0]), _project([args[1]], ls), board=board, planner=ls.settings.planner
+            )
+        except TinyForgeError as exc:
+            return _error(exc)
+        return {"ok": True, "spec": spec.model_dump(mode="json"), "written": written.written}
+
+    async def long_job(ls: TinyForgeServer, title: str, work: Callable[..., Any]) -> dict[str, Any]:
+        try:
+            result = await run_with_progress(ls, title, work)
+        except jobs.Cancelled:
+            return {"ok": False, "cancelled": True, "error": "cancelled; the project is as before"}
+        except TinyForgeError as exc:
+            return _error(exc)
+        publish_all(ls)
+        return {"ok": True, **result}
+
+    @server.command("tinyforge.train")
+    async def train(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        try:
+            project = _project(list(args), ls)
+        except TinyForgeError as exc:
+            return _error(exc)
+        return await long_job(
+            ls,
+            "TinyForge: training",
+            lambda p, c: {"metrics": pipeline.train_only(project, progress=p, cancel=c)},
+        )
+
+    @server.command("tinyforge.convert")
+    async def convert(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        try:
+            project = _project(list(args), ls)
+        except TinyForgeError as exc:
+            return _error(exc)
+        return await long_job(
+            ls,
+            "TinyForge: converting",
+            lambda p, c: {
+                "report": pipeline.build(project, progress=p, cancel=c, train=False).report
+            },
+        )
+
+    @server.command("tinyforge.build")
+    async def build(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        try:
+            project = _project(list(args), ls)
+        except TinyForgeError as exc:
+            return _error(exc)
+        return await long_job(
+            ls,
+            "TinyForge: building",
+            lambda p, c: {"report": pipeline.build(project, progress=p, cancel=c).report},
+        )
