@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from tinyforge import datasets, generate, jobs
-from tinyforge.boards import Board, get_board
+from tinyforge.boards import Board, find_board_mentions, get_board
 from tinyforge.check import Verdict, check_budget
 from tinyforge.convert import c_array
 from tinyforge.errors import StageError, TinyForgeError
@@ -42,7 +42,16 @@ T = TypeVar("T")
 # -- plan + generate -------------------------------------------------------------------------
 
 
-def plan(request: str, *, board: str | None = None, planner: str = "offline") -> ProjectSpec:
+def plan(
+    request: str,
+    *,
+    board: str | None = None,
+    default_board: str | None = None,
+    planner: str = "offline",
+) -> ProjectSpec:
+    """`board` overrides the request; `default_board` (an editor setting) applies when it names none."""
+    if board is None and default_board and not find_board_mentions(request):
+        board = default_board
     return get_planner(planner).plan(request, board=board)
 
 
@@ -51,6 +60,7 @@ def new_project(
     out: Path,
     *,
     board: str | None = None,
+    default_board: str | None = None,
     planner: str = "offline",
     force: bool = False,
 ) -> tuple[ProjectSpec, generate.WriteResult]:
@@ -63,7 +73,7 @@ def new_project(
             f"{out} is not empty: choose another folder, or pass --force to regenerate into it "
             "(files you changed are kept)."
         )
-    spec = plan(request, board=board, planner=planner)
+    spec = plan(request, board=board, default_board=default_board, planner=planner)
     spec = relocate_dataset(spec, out)
     created = not out.exists()
     try:

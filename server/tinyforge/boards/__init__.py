@@ -55,8 +55,17 @@ class BoardMention:
     text: str
 
 
-_STR_FIELDS = ("id", "name", "vendor", "platform", "framework", "mcu", "family", "cpu",
-               "tflm_library")
+_STR_FIELDS = (
+    "id",
+    "name",
+    "vendor",
+    "platform",
+    "framework",
+    "mcu",
+    "family",
+    "cpu",
+    "tflm_library",
+)
 _INT_FIELDS = ("f_cpu", "flash_bytes", "ram_bytes", "psram_bytes")
 _ALL_FIELDS = frozenset((*_STR_FIELDS, *_INT_FIELDS, "aliases"))
 _OPTIONAL_FIELDS = frozenset({"text_aliases"})

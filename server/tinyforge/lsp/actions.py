@@ -58,7 +58,7 @@ def create_project_edit(
 
     path = doc_path(document_uri)
     parent = path.parent if path else Path.cwd()
-    spec = pipeline.plan(request, board=board, planner=planner)
+    spec = pipeline.plan(request, default_board=board, planner=planner)
     folder = free_folder(parent, spec.name)
     spec = pipeline.relocate_dataset(spec, folder)
     changes: list[lsp.TextDocumentEdit | lsp.CreateFile | lsp.RenameFile | lsp.DeleteFile] = []

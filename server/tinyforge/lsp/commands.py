@@ -148,8 +148,13 @@ def register(server: TinyForgeServer) -> None:
     def plan(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
         try:
             request = str(args[0]) if args else ""
-            board = str(args[1]) if len(args) > 1 and args[1] else ls.settings.board
-            spec = pipeline.plan(request, board=board, planner=ls.settings.planner)
+            board = str(args[1]) if len(args) > 1 and args[1] else None
+            spec = pipeline.plan(
+                request,
+                board=board,
+                default_board=ls.settings.board,
+                planner=ls.settings.planner,
+            )
         except TinyForgeError as exc:
             return _error(exc)
         return {"ok": True, "spec": spec.model_dump(mode="json")}
@@ -159,9 +164,13 @@ def register(server: TinyForgeServer) -> None:
         try:
             if len(args) < 2:
                 raise TinyForgeError("tinyforge.newProject takes a request and a folder.")
-            board = str(args[2]) if len(args) > 2 and args[2] else ls.settings.board
+            board = str(args[2]) if len(args) > 2 and args[2] else None
             spec, written = pipeline.new_project(
-                str(args[0]), _project([args[1]], ls), board=board, planner=ls.settings.planner
+                str(args[0]),
+                _project([args[1]], ls),
+                board=board,
+                default_board=ls.settings.board,
+                planner=ls.settings.planner,
             )
         except TinyForgeError as exc:
             return _error(exc)

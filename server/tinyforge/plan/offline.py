@@ -51,10 +51,30 @@ EXAMPLE_REQUEST = "Recognize handwritten digits on an Arduino Nano 33 BLE Sense"
 _I = re.IGNORECASE
 
 NUMBER_WORDS: dict[str, int] = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
-    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
-    "a pair of": 2, "a couple of": 2, "a dozen": 12, "single": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "a pair of": 2,
+    "a couple of": 2,
+    "a dozen": 12,
+    "single": 1,
 }
 # Longest first so "a couple of" wins over shorter words; \d{1,6} keeps int() cheap and safe.
 _NUM = r"(?:\d{1,6}|" + "|".join(sorted(map(re.escape, NUMBER_WORDS), key=len, reverse=True)) + ")"
@@ -97,41 +117,96 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 _TASK_CUES: dict[Task, list[tuple[re.Pattern[str], int]]] = {
     Task.ANOMALY_DETECTION: [
-        (_rx(r"\banomal(?:y|ies|ous)\b|\babnormal(?:ity|ities|ly)?\b|\boutliers?\b"
-             r"|\bnovelty\s+detection\b"), 10),
-        (_rx(r"\bfault\s+detection\b|\bdetect(?:s|ing)?\s+(?:\w+\s+)?faults?\b|\bfaulty\b"
-             r"|\bpredictive\s+maintenance\b|\bunusual\b|\bmalfunction(?:s|ing)?\b"
-             r"|\bout\s+of\s+the\s+ordinary\b|\bodd\s+behaviou?r\b"), 8),
+        (
+            _rx(
+                r"\banomal(?:y|ies|ous)\b|\babnormal(?:ity|ities|ly)?\b|\boutliers?\b"
+                r"|\bnovelty\s+detection\b"
+            ),
+            10,
+        ),
+        (
+            _rx(
+                r"\bfault\s+detection\b|\bdetect(?:s|ing)?\s+(?:\w+\s+)?faults?\b|\bfaulty\b"
+                r"|\bpredictive\s+maintenance\b|\bunusual\b|\bmalfunction(?:s|ing)?\b"
+                r"|\bout\s+of\s+the\s+ordinary\b|\bodd\s+behaviou?r\b"
+            ),
+            8,
+        ),
     ],
     Task.KEYWORD_SPOTTING: [
-        (_rx(r"\bwake[\s-]*(?:up[\s-]*)?words?\b|\bhot[\s-]*words?\b"
-             r"|\bkeyword[\s-]*spotting\b"), 6),
-        (_rx(r"\bkey[\s-]*words?\b|\bvoice\b|\bspeech\b|\bspoken\b|\butterances?\b|\bspeaks?\b"
-             r"|\bspeaking\b|\bsays?\b|\bsaid\b|\bpronounced?\b|\bkws\b"), 4),
-        (_rx(r"\baudio\b|\bsounds?\b|\bmicrophones?\b|\bmic\b|\bwav\b|\bclips?\b|\bhear\b"
-             r"|\bacoustic\b|\bspectrograms?\b|\bmfccs?\b"), 3),
+        (
+            _rx(
+                r"\bwake[\s-]*(?:up[\s-]*)?words?\b|\bhot[\s-]*words?\b"
+                r"|\bkeyword[\s-]*spotting\b"
+            ),
+            6,
+        ),
+        (
+            _rx(
+                r"\bkey[\s-]*words?\b|\bvoice\b|\bspeech\b|\bspoken\b|\butterances?\b|\bspeaks?\b"
+                r"|\bspeaking\b|\bsays?\b|\bsaid\b|\bpronounced?\b|\bkws\b"
+            ),
+            4,
+        ),
+        (
+            _rx(
+                r"\baudio\b|\bsounds?\b|\bmicrophones?\b|\bmic\b|\bwav\b|\bclips?\b|\bhear\b"
+                r"|\bacoustic\b|\bspectrograms?\b|\bmfccs?\b"
+            ),
+            3,
+        ),
         (_rx(r"\bcommands?\b|\byes\s*(?:/|or|and|vs\.?)\s*no\b|\bwords?\b"), 1),
     ],
     Task.IMAGE_CLASSIFICATION: [
-        (_rx(r"\bimages?\b|\bphotos?\b|\bphotographs?\b|\bpictures?\b|\bpics\b|\bcameras?\b"
-             r"|\bwebcam\b|\bhand[\s-]*written\b|\bhandwriting\b|\bmnist\b|\bvisual(?:ly)?\b"
-             r"|\bperson\s+detection\b|\bov\d{4}\b|\bsnapshots?\b|\bjpe?gs?\b|\bpngs?\b"), 4),
-        (_rx(r"\bdigits?\b|\bnumerals?\b|\bpixels?\b|\bgr[ae]y[\s-]*scale\b|\bmonochrome\b"
-             r"|\bvision\b|\bfaces?\b|\bsee(?:s|ing)?\b|\bseen\b|\bthumbnails?\b"
-             r"|\d+\s*(?:x|×|by)\s*\d+\s*(?:px|pixels?)?\b"), 2),
+        (
+            _rx(
+                r"\bimages?\b|\bphotos?\b|\bphotographs?\b|\bpictures?\b|\bpics\b|\bcameras?\b"
+                r"|\bwebcam\b|\bhand[\s-]*written\b|\bhandwriting\b|\bmnist\b|\bvisual(?:ly)?\b"
+                r"|\bperson\s+detection\b|\bov\d{4}\b|\bsnapshots?\b|\bjpe?gs?\b|\bpngs?\b"
+            ),
+            4,
+        ),
+        (
+            _rx(
+                r"\bdigits?\b|\bnumerals?\b|\bpixels?\b|\bgr[ae]y[\s-]*scale\b|\bmonochrome\b"
+                r"|\bvision\b|\bfaces?\b|\bsee(?:s|ing)?\b|\bseen\b|\bthumbnails?\b"
+                r"|\d+\s*(?:x|×|by)\s*\d+\s*(?:px|pixels?)?\b"
+            ),
+            2,
+        ),
         (_rx(r"\bdetect(?:s|ing)?\s+(?:a\s+|the\s+)?(?:person|people|humans?|faces?)\b"), 3),
         (_rx(r"\brecogni[sz]e[sd]?\b|\brecognition\b|\bidentify\b|\blooks?\s+like\b"), 1),
     ],
     Task.SENSOR_CLASSIFICATION: [
-        (_rx(r"\bcolou?r\s+sensors?\b|\brgb\s+sensors?\b|\bapds[\s-]?9960\b|\btcs\d{4,5}\b"
-             r"|\blight\s+sensors?\b"), 6),
-        (_rx(r"\baccelerometers?\b|\baccel\b|\bimu\b|\bgyro(?:scope)?s?\b|\bmagnetometers?\b"
-             r"|\binertial\b|\bhar\b"), 5),
-        (_rx(r"\bgestures?\b|\bmotions?\b|\bmovements?\b|\bwrist\b|\bactivit(?:y|ies)\b"
-             r"|\bpostures?\b|\bvibrations?\b|\btemperatures?\b|\bhumidity\b|\bthermistors?\b"
-             r"|\bbarometric\b|\bco2\b|\bemg\b|\becg\b|\bppg\b|\beeg\b"), 3),
-        (_rx(r"\bsensors?\b|\breadings?\b|\bmeasurements?\b|\btime[\s-]*series\b|\bsignals?\b"
-             r"|\btelemetry\b|\b\d+[\s-]*(?:axis|axes)\b|\bhz\b"), 2),
+        (
+            _rx(
+                r"\bcolou?r\s+sensors?\b|\brgb\s+sensors?\b|\bapds[\s-]?9960\b|\btcs\d{4,5}\b"
+                r"|\blight\s+sensors?\b"
+            ),
+            6,
+        ),
+        (
+            _rx(
+                r"\baccelerometers?\b|\baccel\b|\bimu\b|\bgyro(?:scope)?s?\b|\bmagnetometers?\b"
+                r"|\binertial\b|\bhar\b"
+            ),
+            5,
+        ),
+        (
+            _rx(
+                r"\bgestures?\b|\bmotions?\b|\bmovements?\b|\bwrist\b|\bactivit(?:y|ies)\b"
+                r"|\bpostures?\b|\bvibrations?\b|\btemperatures?\b|\bhumidity\b|\bthermistors?\b"
+                r"|\bbarometric\b|\bco2\b|\bemg\b|\becg\b|\bppg\b|\beeg\b"
+            ),
+            3,
+        ),
+        (
+            _rx(
+                r"\bsensors?\b|\breadings?\b|\bmeasurements?\b|\btime[\s-]*series\b|\bsignals?\b"
+                r"|\btelemetry\b|\b\d+[\s-]*(?:axis|axes)\b|\bhz\b"
+            ),
+            2,
+        ),
         (_rx(r"\bcsv\b|\bspreadsheet\b|\btabular\b|\bcolumns?\b|\brows\b"), 1),
     ],
 }
@@ -169,9 +244,35 @@ _FOLDER_NAMED = _rx(
     r"\b(?:folder|directory|dir)\s+(?:called\s+|named\s+)?([A-Za-z0-9_~.][\w.~\-]*[\\/]?)(?![\w/])"
 )
 _NOT_FOLDER_WORDS = {
-    "with", "per", "of", "for", "that", "which", "where", "and", "or", "on", "in", "the", "a",
-    "an", "is", "has", "containing", "structure", "layout", "tree", "name", "names", "path",
-    "one", "each", "to", "at", "by", "from",
+    "with",
+    "per",
+    "of",
+    "for",
+    "that",
+    "which",
+    "where",
+    "and",
+    "or",
+    "on",
+    "in",
+    "the",
+    "a",
+    "an",
+    "is",
+    "has",
+    "containing",
+    "structure",
+    "layout",
+    "tree",
+    "name",
+    "names",
+    "path",
+    "one",
+    "each",
+    "to",
+    "at",
+    "by",
+    "from",
 }
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm", ".tif", ".tiff"}
 _AUDIO_EXT = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aiff"}
@@ -188,8 +289,11 @@ class _PathRef:
 def _clean_path(raw: str) -> str:
     path = raw.strip()
     # Sentence punctuation glued to a bare path is not part of it ("from data/pics.").
-    while path and path[-1] in ".,;:!?" and not path.endswith(("./", "../")) and path not in (
-        ".", ".."
+    while (
+        path
+        and path[-1] in ".,;:!?"
+        and not path.endswith(("./", "../"))
+        and path not in (".", "..")
     ):
         path = path[:-1]
     return path
@@ -279,9 +383,7 @@ def _existing(path: str) -> Path | None:
 
 def _subfolders(folder: Path) -> list[str]:
     try:
-        return sorted(
-            p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError:
         return []
 
@@ -380,28 +482,65 @@ def _guess_label_column(head: _CsvHead) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Label column named in the request
 
-_VAL = r"(?:'(?P<q1>[^'\n]{1,80})'|\"(?P<q2>[^\"\n]{1,80})\"|`(?P<q3>[^`\n]{1,80})`" \
-       r"|‘(?P<q4>[^’\n]{1,80})’|“(?P<q5>[^”\n]{1,80})”|(?P<bare>[A-Za-z_][\w\-.]*))"
+_VAL = (
+    r"(?:'(?P<q1>[^'\n]{1,80})'|\"(?P<q2>[^\"\n]{1,80})\"|`(?P<q3>[^`\n]{1,80})`"
+    r"|‘(?P<q4>[^’\n]{1,80})’|“(?P<q5>[^”\n]{1,80})”|(?P<bare>[A-Za-z_][\w\-.]*))"
+)
 _LABEL_PATTERNS = [
-    _rx(r"\b(?:label|labels|target|class|category|y|output)\s*[-_]?\s*"
+    _rx(
+        r"\b(?:label|labels|target|class|category|y|output)\s*[-_]?\s*"
         r"(?:column|col|field|variable)\s*(?:is\s+|=\s*|:\s*|named\s+|called\s+|of\s+)?"
-        r"(?:named\s+|called\s+)?" + _VAL),
-    _rx(r"\b(?:labels?|targets?|classes|categories)\s+(?:are\s+|is\s+|come\s+|live\s+|sit\s+)?"
-        r"(?:in|from)\s+(?:the\s+)?(?:column|col|field)\s*(?:named\s+|called\s+)?" + _VAL),
+        r"(?:named\s+|called\s+)?" + _VAL
+    ),
+    _rx(
+        r"\b(?:labels?|targets?|classes|categories)\s+(?:are\s+|is\s+|come\s+|live\s+|sit\s+)?"
+        r"(?:in|from)\s+(?:the\s+)?(?:column|col|field)\s*(?:named\s+|called\s+)?" + _VAL
+    ),
     _rx(r"\b(?:label|target|y)\s*[=:]\s*" + _VAL),
-    _rx(r"\b(?:column|col|field)\s+" + _VAL + r"\s+(?:is|as|holds|has|contains|gives|with)\s+"
-        r"(?:the\s+)?(?:labels?|targets?|class(?:es)?|categor(?:y|ies))\b"),
-    _rx(r"\b(?:predict|predicting|classify\s+by|classified\s+by)\s+(?:the\s+)?" + _VAL
-        + r"\s+(?:column|field)\b"),
-    _rx(r"\b(?:the\s+)?" + _VAL + r"\s+(?:column|field)\s+(?:as|is|holds|has|contains)\s+"
-        r"(?:the\s+)?(?:labels?|targets?|class(?:es)?)\b"),
+    _rx(
+        r"\b(?:column|col|field)\s+" + _VAL + r"\s+(?:is|as|holds|has|contains|gives|with)\s+"
+        r"(?:the\s+)?(?:labels?|targets?|class(?:es)?|categor(?:y|ies))\b"
+    ),
+    _rx(
+        r"\b(?:predict|predicting|classify\s+by|classified\s+by)\s+(?:the\s+)?"
+        + _VAL
+        + r"\s+(?:column|field)\b"
+    ),
+    _rx(
+        r"\b(?:the\s+)?" + _VAL + r"\s+(?:column|field)\s+(?:as|is|holds|has|contains)\s+"
+        r"(?:the\s+)?(?:labels?|targets?|class(?:es)?)\b"
+    ),
     _rx(r"\blabell?ed\s+(?:by|in|with|from)\s+(?:the\s+)?(?:column\s+)?" + _VAL),
-    _rx(r"\b(?:use|using|with)\s+(?:the\s+)?(?:column\s+)?" + _VAL + r"\s+as\s+(?:the\s+)?"
-        r"(?:labels?|targets?|class)\b"),
+    _rx(
+        r"\b(?:use|using|with)\s+(?:the\s+)?(?:column\s+)?" + _VAL + r"\s+as\s+(?:the\s+)?"
+        r"(?:labels?|targets?|class)\b"
+    ),
 ]
 _LABEL_STOP = {
-    "is", "the", "a", "an", "named", "called", "of", "in", "from", "column", "col", "field",
-    "as", "and", "or", "with", "to", "for", "on", "by", "which", "that", "this", "it",
+    "is",
+    "the",
+    "a",
+    "an",
+    "named",
+    "called",
+    "of",
+    "in",
+    "from",
+    "column",
+    "col",
+    "field",
+    "as",
+    "and",
+    "or",
+    "with",
+    "to",
+    "for",
+    "on",
+    "by",
+    "which",
+    "that",
+    "this",
+    "it",
 }
 
 
@@ -439,32 +578,167 @@ _BOARD_ANCHOR = _rx(
     r"|nano\s+(?:every|rp2040|esp32|iot|matter|r4))(?:[-_][a-z0-9]+)*\b"
 )
 _VENDOR_ONLY = {
-    "arduino", "genuino", "seeed", "adafruit", "sparkfun", "raspberry", "raspberry pi", "rpi",
-    "espressif", "lilygo", "ttgo", "heltec", "wemos", "lolin", "m5stack",
+    "arduino",
+    "genuino",
+    "seeed",
+    "adafruit",
+    "sparkfun",
+    "raspberry",
+    "raspberry pi",
+    "rpi",
+    "espressif",
+    "lilygo",
+    "ttgo",
+    "heltec",
+    "wemos",
+    "lolin",
+    "m5stack",
 }
 _MODEL_WORDS = {
-    "uno", "nano", "mega", "mini", "micro", "pro", "zero", "due", "leonardo", "every", "connect",
-    "iot", "sense", "ble", "lite", "plus", "eye", "cam", "pill", "blue", "black", "bluepill",
-    "blackpill", "discovery", "disco", "nucleo", "feather", "express", "thing", "wifi",
-    "minima", "pi", "pico", "s2", "s3", "c3", "c6", "h2", "p4", "wroom", "wrover",
-    "devkit", "devkitc", "devkitm", "rev2", "rp2040", "matter", "r4", "giga", "m4", "m7", "q",
-    "vision", "edge", "studio", "xiao", "esp32", "esp8266", "w", "h7", "x8",
+    "uno",
+    "nano",
+    "mega",
+    "mini",
+    "micro",
+    "pro",
+    "zero",
+    "due",
+    "leonardo",
+    "every",
+    "connect",
+    "iot",
+    "sense",
+    "ble",
+    "lite",
+    "plus",
+    "eye",
+    "cam",
+    "pill",
+    "blue",
+    "black",
+    "bluepill",
+    "blackpill",
+    "discovery",
+    "disco",
+    "nucleo",
+    "feather",
+    "express",
+    "thing",
+    "wifi",
+    "minima",
+    "pi",
+    "pico",
+    "s2",
+    "s3",
+    "c3",
+    "c6",
+    "h2",
+    "p4",
+    "wroom",
+    "wrover",
+    "devkit",
+    "devkitc",
+    "devkitm",
+    "rev2",
+    "rp2040",
+    "matter",
+    "r4",
+    "giga",
+    "m4",
+    "m7",
+    "q",
+    "vision",
+    "edge",
+    "studio",
+    "xiao",
+    "esp32",
+    "esp8266",
+    "w",
+    "h7",
+    "x8",
 }
 # Words that turn a known board name into a different board: "Nano 33 IoT", "Nano Every".
 _VARIANT_WORDS = {
-    "iot", "every", "connect", "matter", "rp2040", "esp32", "r4", "minima", "zero", "mini",
-    "lite", "pro",
+    "iot",
+    "every",
+    "connect",
+    "matter",
+    "rp2040",
+    "esp32",
+    "r4",
+    "minima",
+    "zero",
+    "mini",
+    "lite",
+    "pro",
 }
 _BOARD_TAIL = {"board", "boards", "dev", "devboard", "kit", "module", "microcontroller", "mcu"}
 _PHRASE_STOP = {
-    "on", "for", "to", "with", "using", "and", "or", "from", "in", "at", "by", "that", "which",
-    "keep", "under", "so", "where", "while", "into", "the", "a", "an", "my", "our", "is", "as",
-    "of", "it", "please", "then", "but", "if", "than", "running", "via",
+    "on",
+    "for",
+    "to",
+    "with",
+    "using",
+    "and",
+    "or",
+    "from",
+    "in",
+    "at",
+    "by",
+    "that",
+    "which",
+    "keep",
+    "under",
+    "so",
+    "where",
+    "while",
+    "into",
+    "the",
+    "a",
+    "an",
+    "my",
+    "our",
+    "is",
+    "as",
+    "of",
+    "it",
+    "please",
+    "then",
+    "but",
+    "if",
+    "than",
+    "running",
+    "via",
 }
 _GENERIC_BOARD_WORDS = {
-    "camera", "sensor", "development", "new", "old", "custom", "main", "own", "breakout", "eval",
-    "evaluation", "test", "target", "small", "tiny", "little", "cheap", "microcontroller", "mcu",
-    "embedded", "arm", "cortex", "wireless", "bluetooth", "wifi", "usb", "prototype", "the",
+    "camera",
+    "sensor",
+    "development",
+    "new",
+    "old",
+    "custom",
+    "main",
+    "own",
+    "breakout",
+    "eval",
+    "evaluation",
+    "test",
+    "target",
+    "small",
+    "tiny",
+    "little",
+    "cheap",
+    "microcontroller",
+    "mcu",
+    "embedded",
+    "arm",
+    "cortex",
+    "wireless",
+    "bluetooth",
+    "wifi",
+    "usb",
+    "prototype",
+    "the",
 }
 _PREP_BOARD = _rx(
     r"\b(?:on|for|to|onto|using|with|into)\s+(?:my|an?|the|our|this|that|your)\s+"
@@ -514,7 +788,8 @@ def _unknown_board_phrase(text: str) -> str | None:
     for m in _PREP_BOARD.finditer(text):
         words = [w for w in m.group(1).split() if w.lower() not in _BOARD_TAIL]
         named = [
-            w for w in words
+            w
+            for w in words
             if w.lower() not in _GENERIC_BOARD_WORDS
             and re.search(r"[^\W\d_]", w)
             and (re.search(r"\d", w) or w[:1].isupper())
@@ -533,31 +808,231 @@ _TOKEN = re.compile(
 )
 _LIST_SEPARATOR_WORDS = {"and", "or", "vs", "vs.", "versus", "&", "nor"}
 _LIST_STOP = {
-    "on", "for", "from", "in", "into", "with", "using", "at", "to", "by", "keep", "under", "that",
-    "which", "when", "where", "so", "then", "the", "a", "an", "my", "our", "your", "their", "its",
-    "this", "these", "those", "is", "are", "be", "use", "via", "based", "apart", "only", "please",
-    "deploy", "of", "each", "per", "every", "within", "below", "above", "over",
-    "if", "while", "than", "should", "must", "can", "could", "would", "will", "also", "plus",
-    "i", "we", "you", "it", "they", "as", "between", "among", "either", "not", "but", "like",
-    "such", "e.g.", "eg", "i.e.", "ie", "etc", "etc.", "classes", "class", "labels", "label",
-    "categories", "category", "inside", "out", "up?", "about", "after", "before", "make",
-    "build", "train", "want", "need", "how", "what", "do", "does", "did", "has", "have",
-    "quantized", "quantised", "float32", "int8", "budget", "ram", "flash", "memory",
-    "stored", "located", "saved", "kept", "taken", "recorded", "captured", "collected", "found",
-    "placed", "given", "listed", "shown", "held", "living", "available", "here", "there",
+    "on",
+    "for",
+    "from",
+    "in",
+    "into",
+    "with",
+    "using",
+    "at",
+    "to",
+    "by",
+    "keep",
+    "under",
+    "that",
+    "which",
+    "when",
+    "where",
+    "so",
+    "then",
+    "the",
+    "a",
+    "an",
+    "my",
+    "our",
+    "your",
+    "their",
+    "its",
+    "this",
+    "these",
+    "those",
+    "is",
+    "are",
+    "be",
+    "use",
+    "via",
+    "based",
+    "apart",
+    "only",
+    "please",
+    "deploy",
+    "of",
+    "each",
+    "per",
+    "every",
+    "within",
+    "below",
+    "above",
+    "over",
+    "if",
+    "while",
+    "than",
+    "should",
+    "must",
+    "can",
+    "could",
+    "would",
+    "will",
+    "also",
+    "plus",
+    "i",
+    "we",
+    "you",
+    "it",
+    "they",
+    "as",
+    "between",
+    "among",
+    "either",
+    "not",
+    "but",
+    "like",
+    "such",
+    "e.g.",
+    "eg",
+    "i.e.",
+    "ie",
+    "etc",
+    "etc.",
+    "classes",
+    "class",
+    "labels",
+    "label",
+    "categories",
+    "category",
+    "inside",
+    "out",
+    "up?",
+    "about",
+    "after",
+    "before",
+    "make",
+    "build",
+    "train",
+    "want",
+    "need",
+    "how",
+    "what",
+    "do",
+    "does",
+    "did",
+    "has",
+    "have",
+    "quantized",
+    "quantised",
+    "float32",
+    "int8",
+    "budget",
+    "ram",
+    "flash",
+    "memory",
+    "stored",
+    "located",
+    "saved",
+    "kept",
+    "taken",
+    "recorded",
+    "captured",
+    "collected",
+    "found",
+    "placed",
+    "given",
+    "listed",
+    "shown",
+    "held",
+    "living",
+    "available",
+    "here",
+    "there",
 }
 _GENERIC_NOUNS = {
-    "image", "images", "photo", "photos", "picture", "pictures", "pics", "data", "dataset",
-    "readings", "reading", "samples", "sample", "sound", "sounds", "audio", "clip", "clips",
-    "gesture", "gestures", "motion", "motions", "movement", "movements", "class", "classes",
-    "category", "categories", "thing", "things", "object", "objects", "item", "items", "stuff",
-    "word", "words", "keyword", "keywords", "command", "commands", "digit", "digits", "number",
-    "numbers", "file", "files", "csv", "sensor", "sensors", "values", "value", "frames",
-    "signals", "signal", "activity", "activities", "types", "kinds", "labels", "label", "model",
-    "models", "board", "boards", "camera", "accelerometer", "imu", "states", "measurements",
-    "recordings", "recording", "events", "rows", "columns", "features", "feature", "inputs",
-    "handwritten", "spoken", "voice", "speech", "anomalies", "anomaly", "faults", "vibration",
-    "vibrations", "time", "series", "text", "one", "two", "three", "them", "others", "other",
+    "image",
+    "images",
+    "photo",
+    "photos",
+    "picture",
+    "pictures",
+    "pics",
+    "data",
+    "dataset",
+    "readings",
+    "reading",
+    "samples",
+    "sample",
+    "sound",
+    "sounds",
+    "audio",
+    "clip",
+    "clips",
+    "gesture",
+    "gestures",
+    "motion",
+    "motions",
+    "movement",
+    "movements",
+    "class",
+    "classes",
+    "category",
+    "categories",
+    "thing",
+    "things",
+    "object",
+    "objects",
+    "item",
+    "items",
+    "stuff",
+    "word",
+    "words",
+    "keyword",
+    "keywords",
+    "command",
+    "commands",
+    "digit",
+    "digits",
+    "number",
+    "numbers",
+    "file",
+    "files",
+    "csv",
+    "sensor",
+    "sensors",
+    "values",
+    "value",
+    "frames",
+    "signals",
+    "signal",
+    "activity",
+    "activities",
+    "types",
+    "kinds",
+    "labels",
+    "label",
+    "model",
+    "models",
+    "board",
+    "boards",
+    "camera",
+    "accelerometer",
+    "imu",
+    "states",
+    "measurements",
+    "recordings",
+    "recording",
+    "events",
+    "rows",
+    "columns",
+    "features",
+    "feature",
+    "inputs",
+    "handwritten",
+    "spoken",
+    "voice",
+    "speech",
+    "anomalies",
+    "anomaly",
+    "faults",
+    "vibration",
+    "vibrations",
+    "time",
+    "series",
+    "text",
+    "one",
+    "two",
+    "three",
+    "them",
+    "others",
+    "other",
 }
 _LIST_CUE = _rx(
     r"\b(?:into|as|between|among|classes|labels|categories|types|kinds|words|keywords|commands"
@@ -602,13 +1077,39 @@ def _unquote(token: str) -> str | None:
 
 _WORD = re.compile(r"[^\W_][\w'\-]*")
 _VERB_WORDS = {
-    "classify", "recognise", "recognize", "detect", "distinguish", "identify", "tell", "spot",
-    "sort", "separate", "differentiate", "hear",
+    "classify",
+    "recognise",
+    "recognize",
+    "detect",
+    "distinguish",
+    "identify",
+    "tell",
+    "spot",
+    "sort",
+    "separate",
+    "differentiate",
+    "hear",
 }
 _MAX_CLASSES = 100
 _VERB_BEFORE_PLACE = {"running", "run", "runs", "deployed", "working", "works", "living"}
-_LIST_LEAD_IN = {"the", "either", "one", "of", "like", "such", "as", "e.g.", "eg", "namely",
-                 "i.e.", "ie", "between", "whether", ":", "."}
+_LIST_LEAD_IN = {
+    "the",
+    "either",
+    "one",
+    "of",
+    "like",
+    "such",
+    "as",
+    "e.g.",
+    "eg",
+    "namely",
+    "i.e.",
+    "ie",
+    "between",
+    "whether",
+    ":",
+    ".",
+}
 
 
 def _parse_list(tokens: list[re.Match[str]], i: int, text: str) -> list[str] | None:
@@ -640,8 +1141,10 @@ def _parse_list(tokens: list[re.Match[str]], i: int, text: str) -> list[str] | N
             expect_item = True
         elif lower in {"the", "a", "an"} and expect_item and not current and items:
             pass  # "the apple, the pear and the plum"
-        elif lower in _VERB_BEFORE_PLACE and i + 1 < len(tokens) and (
-            tokens[i + 1].group().lower() in {"on", "in", "at", "with", "inside"}
+        elif (
+            lower in _VERB_BEFORE_PLACE
+            and i + 1 < len(tokens)
+            and (tokens[i + 1].group().lower() in {"on", "in", "at", "with", "inside"})
         ):
             break  # "running on a Pico" ends the list; "walking, running" does not
         elif _WORD.fullmatch(raw) and lower not in _LIST_STOP:
@@ -842,8 +1345,10 @@ _MOTION_CUE = _rx(
 )
 _GYRO = _rx(r"\bgyro(?:scope)?s?\b|\bimu\b|\binertial\b")
 _MAGNETO = _rx(r"\bmagnetometers?\b|\b9[\s-]*(?:axis|dof)\b")
-_MEL_BINS = _rx(rf"(?<![\w.])({_NUM})\s*(?:mel|mfccs?|mel[\s-]*bins|filter[\s-]*banks?"
-                r"|frequency\s+bins|bins)\b")
+_MEL_BINS = _rx(
+    rf"(?<![\w.])({_NUM})\s*(?:mel|mfccs?|mel[\s-]*bins|filter[\s-]*banks?"
+    r"|frequency\s+bins|bins)\b"
+)
 _AUDIO_FRAMES = _rx(rf"(?<![\w.])({_NUM})\s*(?:time\s+)?frames\b")
 
 # ---------------------------------------------------------------------------------------------
@@ -869,9 +1374,7 @@ _FREE = _rx(
 _LEAVE = _rx(r"\bleave\b|\bleaving\b|\bkeep\b|\breserve\b|\bkeeping\b")
 # Clauses end at punctuation (but not inside "1,024" or "0.5") and at conjunctions, so that in
 # "RAM under 100 KB, flash under 1 MB" each size stays with its own memory word.
-_CLAUSE_SPLIT = _rx(
-    r"[;\n!?]|[.,](?!\d)|(?<!\d)[.,]|\b(?:and|but|while|whereas|plus|also|then)\b"
-)
+_CLAUSE_SPLIT = _rx(r"[;\n!?]|[.,](?!\d)|(?<!\d)[.,]|\b(?:and|but|while|whereas|plus|also|then)\b")
 
 # ---------------------------------------------------------------------------------------------
 # Quantization
@@ -1054,8 +1557,9 @@ class _Plan:
             if kind == "csv":
                 self.assume("The folder holds CSV files: read as sensor classification.")
                 return Task.SENSOR_CLASSIFICATION
-            self.assume("Only a folder is named: read as image classification (one sub-folder "
-                        "per class).")
+            self.assume(
+                "Only a folder is named: read as image classification (one sub-folder per class)."
+            )
             return Task.IMAGE_CLASSIFICATION
         raise _nothing_usable(self.request)
 
@@ -1076,8 +1580,10 @@ class _Plan:
         if folder_ref is not None:
             return Dataset(kind=DatasetKind.FOLDER, path=folder_ref.path), None
         if wants_digits:
-            self.assume("No dataset named: using the built-in 8x8 handwritten digits dataset "
-                        "(scikit-learn's load_digits).")
+            self.assume(
+                "No dataset named: using the built-in 8x8 handwritten digits dataset "
+                "(scikit-learn's load_digits)."
+            )
             return Dataset(kind=DatasetKind.DIGITS), None
         raise PlanError(_missing_dataset_message(task))
 
@@ -1087,8 +1593,10 @@ class _Plan:
         existing = _existing(ref.path)
         head = _read_csv_head(existing) if existing is not None and existing.is_file() else None
         if existing is not None and existing.is_file() and head is None:
-            self.assume(f"{ref.path} could not be read as CSV text at plan time; "
-                        "`tinyforge build` will check it again.")
+            self.assume(
+                f"{ref.path} could not be read as CSV text at plan time; "
+                "`tinyforge build` will check it again."
+            )
         column: str
         if label is not None:
             column = label[0]
@@ -1122,13 +1630,17 @@ class _Plan:
             names = _subfolders(folder) if folder is not None and folder.is_dir() else []
             if len(names) >= 2:
                 if count is not None and count != len(names):
-                    self.assume(f"The request says {count} classes but {dataset.path} has "
-                                f"{len(names)} sub-folders: using the sub-folders.")
+                    self.assume(
+                        f"The request says {count} classes but {dataset.path} has "
+                        f"{len(names)} sub-folders: using the sub-folders."
+                    )
                 return names, None
         if classes is not None:
             if count is not None and count != len(classes):
-                self.assume(f"The request says {count} classes but names {len(classes)}: "
-                            f"using the named ones ({', '.join(classes)}).")
+                self.assume(
+                    f"The request says {count} classes but names {len(classes)}: "
+                    f"using the named ones ({', '.join(classes)})."
+                )
             return classes, None
         if task is Task.ANOMALY_DETECTION:
             return None, None
@@ -1142,16 +1654,19 @@ class _Plan:
         if dataset.kind is DatasetKind.DIGITS:
             stated = _RESOLUTION.search(masked)
             if stated and (stated.group(1), stated.group(2)) != ("8", "8"):
-                self.assume("The built-in digits dataset is 8x8 grayscale, so the stated image "
-                            "size is not used.")
+                self.assume(
+                    "The built-in digits dataset is 8x8 grayscale, so the stated image "
+                    "size is not used."
+                )
             return [8, 8, 1]
         if task is Task.IMAGE_CLASSIFICATION:
             return self._image_shape(masked, board)
         if task is Task.KEYWORD_SPOTTING:
             return self._audio_shape(masked)
         if task is Task.ANOMALY_DETECTION and dataset.kind is DatasetKind.FOLDER:
-            image_score = sum(len(p.findall(masked)) * w
-                              for p, w in _TASK_CUES[Task.IMAGE_CLASSIFICATION])
+            image_score = sum(
+                len(p.findall(masked)) * w for p, w in _TASK_CUES[Task.IMAGE_CLASSIFICATION]
+            )
             if image_score > 0:
                 return self._image_shape(masked, board)
         return self._sensor_shape(masked, dataset, head)
@@ -1182,13 +1697,17 @@ class _Plan:
             side = 96 if camera else 32
             size = (side, side)
             why = "a camera model" if camera else "small images"
-            self.assume(f"No image size given: assumed {side}x{side} pixels, a usual size for "
-                        f"{why} on a microcontroller.")
+            self.assume(
+                f"No image size given: assumed {side}x{side} pixels, a usual size for "
+                f"{why} on a microcontroller."
+            )
         if channels is None:
             channels = 1 if camera else 3
             kind = "grayscale" if channels == 1 else "RGB colour"
-            self.assume(f"No colour mode given: assumed {kind} ({channels} channel"
-                        f"{'s' if channels > 1 else ''}).")
+            self.assume(
+                f"No colour mode given: assumed {kind} ({channels} channel"
+                f"{'s' if channels > 1 else ''})."
+            )
         return [size[0], size[1], channels]
 
     def _audio_shape(self, masked: str) -> list[int]:
@@ -1200,9 +1719,11 @@ class _Plan:
         if stated_frames and (value := _to_int(stated_frames.group(1))):
             frames = value
         if not stated_bins or not stated_frames:
-            self.assume(f"Audio input assumed to be a {frames}x{bins} spectrogram: 1 s clips at "
-                        f"16 kHz in 30 ms frames every 20 ms, {bins} mel bins (the TFLM "
-                        "micro_speech layout).")
+            self.assume(
+                f"Audio input assumed to be a {frames}x{bins} spectrogram: 1 s clips at "
+                f"16 kHz in 30 ms frames every 20 ms, {bins} mel bins (the TFLM "
+                "micro_speech layout)."
+            )
         return [frames, bins, 1]
 
     def _sensor_shape(self, masked: str, dataset: Dataset, head: _CsvHead | None) -> list[int]:
@@ -1217,8 +1738,10 @@ class _Plan:
                 if window and axes and window * axes == count:
                     return [window, axes]
                 if features is not None and features != count:
-                    self.assume(f"The request says {features} features but {dataset.path} has "
-                                f"{count} feature columns: using {count}.")
+                    self.assume(
+                        f"The request says {features} features but {dataset.path} has "
+                        f"{count} feature columns: using {count}."
+                    )
                 return [count]
         if window is not None or (axes is not None and dataset.kind is not DatasetKind.CSV):
             return [window or self._default_window(), axes or self._default_axes(masked)]
@@ -1228,19 +1751,24 @@ class _Plan:
             return [axes]
         if _COLOUR_SENSOR.search(masked):
             channels = 4 if _RGBC.search(masked) else 3
-            self.assume(f"Colour sensor input assumed to be {channels} values per reading "
-                        f"({'R, G, B, clear' if channels == 4 else 'R, G, B'}).")
+            self.assume(
+                f"Colour sensor input assumed to be {channels} values per reading "
+                f"({'R, G, B, clear' if channels == 4 else 'R, G, B'})."
+            )
             return [channels]
         quantities = [q for q, rx in _QUANTITIES.items() if re.search(rx, masked, _I)]
         if quantities and not _MOTION_CUE.search(masked):
-            self.assume(f"Input assumed to be one value per quantity named "
-                        f"({', '.join(quantities)}).")
+            self.assume(
+                f"Input assumed to be one value per quantity named ({', '.join(quantities)})."
+            )
             return [len(quantities)]
         if dataset.kind is not DatasetKind.CSV and _MOTION_CUE.search(masked):
             return [self._default_window(), self._default_axes(masked)]
-        self.assume("The number of input features is unknown until the CSV file can be read: "
-                    "input_shape is a placeholder [1]; set it to the number of feature columns "
-                    "in tinyforge.toml if the build does not.")
+        self.assume(
+            "The number of input features is unknown until the CSV file can be read: "
+            "input_shape is a placeholder [1]; set it to the number of feature columns "
+            "in tinyforge.toml if the build does not."
+        )
         return [1]
 
     def _window(self, masked: str) -> int | None:
@@ -1270,8 +1798,10 @@ class _Plan:
         return None
 
     def _default_window(self) -> int:
-        self.assume("No window length given: assumed 128 samples per window (about 1 s of motion "
-                    "at ~100 Hz).")
+        self.assume(
+            "No window length given: assumed 128 samples per window (about 1 s of motion "
+            "at ~100 Hz)."
+        )
         return 128
 
     def _axes(self, masked: str) -> int | None:
@@ -1314,8 +1844,10 @@ class _Plan:
             self.assume(f"Ignored a {what} limit of zero: using the board's {format_size(limit)}.")
             return limit
         if stated > limit:
-            self.assume(f"The requested {what} limit ({format_size(stated)}) is more than "
-                        f"{board.id} has: capped at {format_size(limit)} ({limit} bytes).")
+            self.assume(
+                f"The requested {what} limit ({format_size(stated)}) is more than "
+                f"{board.id} has: capped at {format_size(limit)} ({limit} bytes)."
+            )
             return limit
         return stated
 
@@ -1342,8 +1874,10 @@ class _Plan:
             if note == "memory":
                 self.assume("'Memory' in the request is read as RAM.")
             elif note == "model":
-                self.assume(f"'{' '.join(clause.split())}' is read as a flash limit on the model "
-                            "and firmware.")
+                self.assume(
+                    f"'{' '.join(clause.split())}' is read as a flash limit on the model "
+                    "and firmware."
+                )
             limits.append((kind, value))
         return limits
 
@@ -1374,8 +1908,10 @@ class _Plan:
             return Quantization.FLOAT32
         if _INT8.search(masked):
             return Quantization.INT8
-        self.assume("No number format given: int8 quantization, the usual choice on "
-                    "microcontrollers (4x smaller than float32).")
+        self.assume(
+            "No number format given: int8 quantization, the usual choice on "
+            "microcontrollers (4x smaller than float32)."
+        )
         return Quantization.INT8
 
     @staticmethod
@@ -1414,21 +1950,20 @@ def _nothing_usable(request: str) -> PlanError:
     what = f"'{shown}'" if shown else "an empty request"
     return PlanError(
         f"Nothing to build from {what}: say what to recognise, from which data and on which "
-        f"board, e.g. \"{EXAMPLE_REQUEST}\" or \"classify 3 gestures from gestures.csv on a "
-        "Pi Pico\"."
+        f'board, e.g. "{EXAMPLE_REQUEST}" or "classify 3 gestures from gestures.csv on a '
+        'Pi Pico".'
     )
 
 
 def _missing_dataset_message(task: Task) -> str:
     needed = {
         Task.IMAGE_CLASSIFICATION: "name an image folder (one sub-folder per class), e.g. "
-        "\"... from images in ./data/fruits\"; only handwritten digits have a built-in dataset",
+        '"... from images in ./data/fruits"; only handwritten digits have a built-in dataset',
         Task.SENSOR_CLASSIFICATION: "name a CSV file of readings with a label column, e.g. "
-        "\"... from gestures.csv with label column gesture\"",
+        '"... from gestures.csv with label column gesture"',
         Task.KEYWORD_SPOTTING: "name a folder of audio clips (one sub-folder per keyword), "
-        "e.g. \"... from the folder ./data/speech\"",
-        Task.ANOMALY_DETECTION: "name a CSV file of normal readings, e.g. "
-        "\"... in vibration.csv\"",
+        'e.g. "... from the folder ./data/speech"',
+        Task.ANOMALY_DETECTION: 'name a CSV file of normal readings, e.g. "... in vibration.csv"',
     }[task]
     return f"This {_TASK_WORDS[task]} request names no dataset: {needed}."
 
@@ -1445,11 +1980,19 @@ class OfflinePlanner:
             return _Plan(request, board).run()
         except TinyForgeError:
             raise
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError,
-                RecursionError, re.error) as exc:
+        except (
+            ValueError,
+            TypeError,
+            IndexError,
+            KeyError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+            re.error,
+        ) as exc:
             # Callers promise users one clear sentence, never a traceback: a parsing slip on
             # odd input must surface as a PlanError like any other unreadable request.
             raise PlanError(
                 f"The offline planner could not read this request ({type(exc).__name__}); "
-                f"rephrase it, e.g. \"{EXAMPLE_REQUEST}\"."
+                f'rephrase it, e.g. "{EXAMPLE_REQUEST}".'
             ) from exc

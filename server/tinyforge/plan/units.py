@@ -16,20 +16,46 @@ MIB = 1024 * 1024
 # vendors' board pages all mean 1024 bytes by "KB", so a user's "256 KB of flash" is the board's
 # 262144 bytes, not 256000.
 _UNITS: dict[str, int] = {
-    "b": 1, "byte": 1, "bytes": 1,
-    "k": KIB, "kb": KIB, "kib": KIB, "kbyte": KIB, "kbytes": KIB,
-    "kilobyte": KIB, "kilobytes": KIB, "kibibyte": KIB, "kibibytes": KIB,
-    "m": MIB, "mb": MIB, "mib": MIB, "mbyte": MIB, "mbytes": MIB,
-    "megabyte": MIB, "megabytes": MIB, "mebibyte": MIB, "mebibytes": MIB,
-    "g": 1024 * MIB, "gb": 1024 * MIB, "gib": 1024 * MIB,
-    "gigabyte": 1024 * MIB, "gigabytes": 1024 * MIB,
+    "b": 1,
+    "byte": 1,
+    "bytes": 1,
+    "k": KIB,
+    "kb": KIB,
+    "kib": KIB,
+    "kbyte": KIB,
+    "kbytes": KIB,
+    "kilobyte": KIB,
+    "kilobytes": KIB,
+    "kibibyte": KIB,
+    "kibibytes": KIB,
+    "m": MIB,
+    "mb": MIB,
+    "mib": MIB,
+    "mbyte": MIB,
+    "mbytes": MIB,
+    "megabyte": MIB,
+    "megabytes": MIB,
+    "mebibyte": MIB,
+    "mebibytes": MIB,
+    "g": 1024 * MIB,
+    "gb": 1024 * MIB,
+    "gib": 1024 * MIB,
+    "gigabyte": 1024 * MIB,
+    "gigabytes": 1024 * MIB,
 }
 
 _FRACTIONS: dict[str, float] = {
-    "half": 0.5, "a half": 0.5, "one half": 0.5,
-    "quarter": 0.25, "a quarter": 0.25, "one quarter": 0.25,
-    "third": 1 / 3, "a third": 1 / 3, "one third": 1 / 3,
-    "two thirds": 2 / 3, "three quarters": 0.75,
+    "half": 0.5,
+    "a half": 0.5,
+    "one half": 0.5,
+    "quarter": 0.25,
+    "a quarter": 0.25,
+    "one quarter": 0.25,
+    "third": 1 / 3,
+    "a third": 1 / 3,
+    "one third": 1 / 3,
+    "two thirds": 2 / 3,
+    "three quarters": 0.75,
 }
 
 # A number with optional thousands separators and decimals: "1,024", "0.5", "65536".
@@ -38,14 +64,12 @@ _UNIT_ALTERNATION = "|".join(sorted(_UNITS, key=len, reverse=True))
 
 # Used by the planner to find sizes inside sentences; parse_size accepts exactly what it finds.
 SIZE_PATTERN = (
-    rf"(?:(?:{_NUMBER})\s*(?:%|percent\b|per\s*cent\b)"
-    rf"|(?:{_NUMBER})\s*(?:{_UNIT_ALTERNATION})\b"
-    rf"|\b(?:two\s+thirds|three\s+quarters|(?:a\s+|one\s+)?(?:half|quarter|third)))"
+    rf"(?:(?<![\w.,])(?:{_NUMBER})\s*(?:%|percent\b|per\s*cent\b)"
+    rf"|(?<![\w.,])(?:{_NUMBER})\s*(?:{_UNIT_ALTERNATION})\b"
+    rf"|\b(?:two\s+thirds|three\s+quarters|(?:a\s+|one\s+)?(?:half|quarter|third))\b)"
 )
 
-_FULL = re.compile(
-    rf"^(?P<num>{_NUMBER})\s*(?:(?P<pct>%|percent|per\s*cent)|(?P<unit>[a-z]+))?$"
-)
+_FULL = re.compile(rf"^(?P<num>{_NUMBER})\s*(?:(?P<pct>%|percent|per\s*cent)|(?P<unit>[a-z]+))?$")
 
 
 def parse_size(text: str, *, total: int | None = None) -> int:
