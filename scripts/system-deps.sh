@@ -3,6 +3,8 @@
 set -euo pipefail
 needed=()
 command -v g++ >/dev/null || needed+=(g++)
+# Headless Neovim: an LSP client nobody here wrote, for tests/lsp/test_neovim.py.
+command -v nvim >/dev/null || needed+=(neovim)
 if [ ${#needed[@]} -eq 0 ]; then
   exit 0
 fi

@@ -18,10 +18,12 @@ from tinyforge.boards import (
 )
 from tinyforge.errors import UnknownBoardError
 
+# fmt: off
 REQUIRED_IDS = [
     "nano33ble", "esp32dev", "esp32cam", "esp32-s3-devkitc-1", "seeed_xiao_esp32s3", "pico",
     "rpipicow", "nucleo_f401re", "nucleo_l476rg", "disco_f746ng", "portenta_h7_m7", "teensy41",
 ]
+# fmt: on
 
 # (id, flash_bytes, ram_bytes, f_cpu, mcu): upload.maximum_size / upload.maximum_ram_size /
 # build.f_cpu / build.mcu from the PlatformIO board manifests.
@@ -45,10 +47,12 @@ MANIFEST_FIGURES = [
     ("adafruit_feather_nrf52840", 815104, 248832, 64_000_000, "nrf52840"),
 ]
 
+# fmt: off
 FAMILIES = {"nrf52", "esp32", "esp32s3", "esp32c3", "rp2040", "stm32f4", "stm32l4", "stm32f7",
             "stm32h7", "imxrt1062"}
 CPUS = {"cortex-m4f", "cortex-m7", "cortex-m0plus", "cortex-m33", "xtensa-lx6", "xtensa-lx7",
         "riscv32"}
+# fmt: on
 MIB = 1024 * 1024
 
 
@@ -95,8 +99,14 @@ def test_manifest_figures(board_id: str, flash: int, ram: int, f_cpu: int, mcu: 
 
 @pytest.mark.parametrize(
     ("board_id", "psram"),
-    [("esp32cam", 4 * MIB), ("seeed_xiao_esp32s3", 8 * MIB), ("portenta_h7_m7", 8 * MIB),
-     ("esp32dev", 0), ("nano33ble", 0), ("esp32-s3-devkitc-1", 0)],
+    [
+        ("esp32cam", 4 * MIB),
+        ("seeed_xiao_esp32s3", 8 * MIB),
+        ("portenta_h7_m7", 8 * MIB),
+        ("esp32dev", 0),
+        ("nano33ble", 0),
+        ("esp32-s3-devkitc-1", 0),
+    ],
 )
 def test_psram(board_id: str, psram: int) -> None:
     assert get_board(board_id).psram_bytes == psram
@@ -276,8 +286,10 @@ def test_no_suggestions_for_nothing_alike() -> None:
         ("on a pico", ["pico"]),
         ("my Raspberry Pi Pico, not the Pi Pico W", ["pico", "rpipicow"]),
         ("a XIAO ESP32S3 Sense", ["seeed_xiao_esp32s3"]),
-        ("compare the XIAO ESP32S3 and an ESP32-S3 DevKitC", ["seeed_xiao_esp32s3",
-                                                              "esp32-s3-devkitc-1"]),
+        (
+            "compare the XIAO ESP32S3 and an ESP32-S3 DevKitC",
+            ["seeed_xiao_esp32s3", "esp32-s3-devkitc-1"],
+        ),
         ("the ESP32-S3 devkit", ["esp32-s3-devkitc-1"]),
         ("on the esp32", ["esp32dev"]),
         ("NUCLEO-F401RE or Nucleo L476RG", ["nucleo_f401re", "nucleo_l476rg"]),
@@ -300,8 +312,10 @@ def test_find_board_mentions(text: str, ids: list[str]) -> None:
 def test_mentions_carry_positions_and_original_text() -> None:
     text = "Train on data.csv, then flash the ESP32 CAM and later a Pico W."
     mentions = find_board_mentions(text)
-    assert [(m.board.id, m.text) for m in mentions] == [("esp32cam", "ESP32 CAM"),
-                                                        ("rpipicow", "Pico W")]
+    assert [(m.board.id, m.text) for m in mentions] == [
+        ("esp32cam", "ESP32 CAM"),
+        ("rpipicow", "Pico W"),
+    ]
     for m in mentions:
         assert text[m.start : m.end] == m.text
     assert mentions[0].start < mentions[1].start

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_cli, set_epochs
 
+from tests.conftest import run_cli, set_epochs
 from tinyforge.memory.tflite_model import load_tflite, tflm_resolver_method
 
 REQUEST = "Recognize handwritten digits on an Arduino Nano 33 BLE Sense"

@@ -49,7 +49,7 @@ def plan(
     default_board: str | None = None,
     planner: str = "offline",
 ) -> ProjectSpec:
-    """`board` overrides the request; `default_board` (an editor setting) applies when it names none."""
+    """`board` overrides the request; `default_board` (a setting) applies when it names none."""
     if board is None and default_board and not find_board_mentions(request):
         board = default_board
     return get_planner(planner).plan(request, board=board)

@@ -1,4 +1,4 @@
-"""Commands over stdio: progress in order, cancel kills the child tree, code action creates files."""
+"""Commands over stdio: ordered progress, cancel kills the child tree, actions create files."""
 
 from __future__ import annotations
 

@@ -18,3 +18,7 @@ def model_code_actions(
     server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
     return []
+
+
+def hover_at(text: str, position: lsp.Position, server: TinyForgeServer, uri: str) -> lsp.Hover | None:
+    return None

@@ -163,6 +163,7 @@ _TASK_CUES: dict[Task, list[tuple[re.Pattern[str], int]]] = {
                 r"\bimages?\b|\bphotos?\b|\bphotographs?\b|\bpictures?\b|\bpics\b|\bcameras?\b"
                 r"|\bwebcam\b|\bhand[\s-]*written\b|\bhandwriting\b|\bmnist\b|\bvisual(?:ly)?\b"
                 r"|\bperson\s+detection\b|\bov\d{4}\b|\bsnapshots?\b|\bjpe?gs?\b|\bpngs?\b"
+                r"|\b(?:written|drawn)\s+by\s+hand\b|\bhand[\s-]*drawn\b"
             ),
             4,
         ),
@@ -220,6 +221,7 @@ _TASK_ORDER = [
 
 _DIGITS_CUE = _rx(
     r"\bhand[\s-]*written\b|\bhandwriting\b|\bmnist\b|\bdigits?\b|\bnumerals?\b"
+    r"|\bnumbers?\s+(?:\w+\s+){0,2}by\s+hand\b"
     r"|\bnumbers?\s+(?:from\s+)?0\s*(?:-|to|through)\s*9\b"
 )
 _CAMERA_CUE = _rx(
@@ -575,7 +577,7 @@ _BOARD_ANCHOR = _rx(
     r"|openmv|maixduino|k210|sipeed|apollo\d|i\.?mx\s?rt\d*|mimxrt\d+|gd32[a-z0-9]*"
     r"|ch32[a-z0-9]*|bl[67]02|max7800\d|himax|beaglebone|jetson|msp430[a-z0-9]*"
     r"|cc13\d\d|cc26\d\d|efr32[a-z0-9]*|psoc\d|xmc\d+|sam[de]\d+[a-z0-9]*"
-    r"|nano\s+(?:every|rp2040|esp32|iot|matter|r4))(?:[-_][a-z0-9]+)*\b"
+    r"|nano\s+(?:every|rp2040|esp32|iot|matter|r4)|nano)(?:[-_][a-z0-9]+)*\b"
 )
 _VENDOR_ONLY = {
     "arduino",
@@ -672,6 +674,8 @@ _VARIANT_WORDS = {
     "lite",
     "pro",
 }
+# Vague names that most likely mean the default board, TinyML's usual Arduino.
+_MEANS_DEFAULT_BOARD = {"arduino", "genuino", "nano", "arduino nano"}
 _BOARD_TAIL = {"board", "boards", "dev", "devboard", "kit", "module", "microcontroller", "mcu"}
 _PHRASE_STOP = {
     "on",
@@ -1489,10 +1493,11 @@ class _Plan:
             return board, without_known
         phrase = _unknown_board_phrase(without_known)
         if phrase is not None:
-            if phrase.lower() in {"arduino", "genuino"}:
+            if phrase.lower() in _MEANS_DEFAULT_BOARD:
                 board = get_board(DEFAULT_BOARD)
                 self.assume(
-                    f"'{phrase}' does not say which Arduino: assumed {board.name} ({board.id})."
+                    f"'{phrase}' does not say which board exactly: assumed {board.name} "
+                    f"({board.id})."
                 )
                 return board, without_known
             raise UnknownBoardError(phrase, suggest_boards(phrase))
