@@ -112,7 +112,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 0
     if not args.request:
         raise TinyForgeError(
-            'Give a request, e.g. tinyforge plan "classify 3 gestures on a Pi Pico".'
+            'Give a request, e.g. tinyforge plan "recognise handwritten digits on a Pi Pico".'
         )
     spec = pipeline.plan(args.request, board=args.board, planner=args.planner)
     if args.json:

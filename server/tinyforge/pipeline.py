@@ -30,7 +30,7 @@ from tinyforge.memory.target import target_arena_bytes
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
 from tinyforge.plan import get_planner
 from tinyforge.progress import NullProgress, Progress
-from tinyforge.spec import ProjectSpec
+from tinyforge.spec import DatasetKind, ProjectSpec
 from tinyforge.train import run_training
 
 REPORT_FILE = "report.json"
@@ -188,6 +188,7 @@ def build(
     spec = ProjectSpec.load(project_dir)
     board = get_board(spec.board)
     summary = datasets.validate(spec, project_dir)
+    spec = _fit_input_shape_to_csv(spec, summary, project_dir)
     if not train and not (project_dir / ARTIFACTS_DIR / "metrics.json").is_file():
         raise StageError("convert", f"No trained model in {project_dir}: train it first.")
     with all_or_nothing(project_dir):
@@ -279,6 +280,21 @@ def _build(
     report["stage_seconds"] = seconds
     (project_dir / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
     return BuildResult(project_dir, report, verdict, notices)
+
+
+def _fit_input_shape_to_csv(
+    spec: ProjectSpec, summary: datasets.DatasetSummary, project_dir: Path
+) -> ProjectSpec:
+    """A CSV's feature count is only known once the file is there: the spec follows the data."""
+    if spec.dataset.kind is not DatasetKind.CSV or not summary.features:
+        return spec
+    if len(spec.input_shape) == 1 and spec.input_shape[0] != summary.features:
+        spec = spec.model_copy(update={"input_shape": [summary.features]})
+        spec.assumptions.append(
+            f"input_shape set to [{summary.features}] from the CSV's feature columns."
+        )
+        spec.save(project_dir)
+    return spec
 
 
 def _convert(

@@ -20,5 +20,7 @@ def model_code_actions(
     return []
 
 
-def hover_at(text: str, position: lsp.Position, server: TinyForgeServer, uri: str) -> lsp.Hover | None:
+def hover_at(
+    text: str, position: lsp.Position, server: TinyForgeServer, uri: str
+) -> lsp.Hover | None:
     return None
