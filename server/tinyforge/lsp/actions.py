@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types as lsp
 from pygls.uris import from_fs_path
@@ -16,16 +17,17 @@ REQUEST_COMMENT = re.compile(r"#\s*tinyml\s*:\s*(?P<request>.+?)\s*$", re.IGNORE
 CREATE_TITLE = "Create TinyML project from this request"
 
 
-def request_at(text: str, rng: lsp.Range) -> str | None:
-    """The request under the cursor: a `# tinyml:` comment line, else a non-empty selection."""
+def request_at(text: str, rng: lsp.Range) -> tuple[str, bool] | None:
+    """The request under the cursor and whether it was explicit (a `# tinyml:` comment) rather
+    than just a selection."""
     lines = text.splitlines()
     for number in range(rng.start.line, min(rng.end.line, len(lines) - 1) + 1):
         match = REQUEST_COMMENT.search(lines[number])
         if match:
-            return match.group("request")
+            return match.group("request"), True
     if rng.start != rng.end:
         selected = _slice(lines, rng).strip().strip("#").strip()
-        return selected or None
+        return (selected, False) if selected else None
     return None
 
 
@@ -89,8 +91,9 @@ def create_project_edit(
 def code_actions(server: TinyForgeServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
     document = server.workspace.get_text_document(params.text_document.uri)
     actions: list[lsp.CodeAction] = []
-    request = request_at(document.source, params.range)
-    if request:
+    found = request_at(document.source, params.range)
+    if found:
+        request, explicit = found
         try:
             edit, folder = create_project_edit(
                 request, document.uri, server.settings.board, server.settings.planner
@@ -103,17 +106,25 @@ def code_actions(server: TinyForgeServer, params: lsp.CodeActionParams) -> list[
                 )
             )
         except TinyForgeError as exc:
+            # Any selection might be a request; only an explicit one deserves the reason it failed.
+            if not explicit:
+                return actions + _model_actions(server, document, params)
             actions.append(
                 lsp.CodeAction(
                     title=f"{CREATE_TITLE}: {exc}",
                     kind=lsp.CodeActionKind.RefactorRewrite,
-                    disabled=lsp.CodeActionDisabledType(reason=str(exc)),
+                    disabled=lsp.CodeActionDisabled(reason=str(exc)),
                 )
             )
+    return actions + _model_actions(server, document, params)
+
+
+def _model_actions(
+    server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
+) -> list[lsp.CodeAction]:
     from tinyforge.lsp.model_checks import model_code_actions
 
-    actions += model_code_actions(server, document, params)
-    return actions
+    return model_code_actions(server, document, params)
 
 
 def register(server: TinyForgeServer) -> None:

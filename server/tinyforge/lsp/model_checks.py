@@ -1,26 +1,352 @@
-"""Keras model scripts: static memory diagnostics, hover figures and fixes (filled in below)."""
+"""Keras model scripts: static memory diagnostics, a figures lens, hover, and fixes.
+
+A static pass over the source (never executed) finds each model, infers its int8 shapes and
+estimates arena, RAM and flash against the project's budget. After a build, the measured
+figures in report.json replace the estimates for that project.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from lsprotocol import types as lsp
 
+from tinyforge.check import Verdict, check_budget, kb
+from tinyforge.lsp.documents import context_for, doc_path
 from tinyforge.lsp.server import TinyForgeServer
+from tinyforge.memory.keras_layers import CannotInfer, LayerFigures, ModelEstimate, estimate
+from tinyforge.memory.keras_source import SourceLayer, SourceModel, find_models
 from tinyforge.project import ProjectContext
+
+SOURCE = "tinyforge"
+SHRINKABLE = {
+    "Conv1D": "filters",
+    "Conv2D": "filters",
+    "SeparableConv1D": "filters",
+    "SeparableConv2D": "filters",
+    "Dense": "units",
+}
+
+
+@dataclass
+class Analysis:
+    model: SourceModel
+    estimate: ModelEstimate | None
+    problem: CannotInfer | None
+    verdict: Verdict | None
+    measured: dict[str, Any] | None = None
+
+
+def _hints(ctx: ProjectContext) -> dict[str, Any]:
+    """Names a script takes from the project (e.g. `num_classes`) resolve from the spec."""
+    hints: dict[str, Any] = {}
+    if ctx.spec is not None:
+        n = ctx.spec.num_classes or (len(ctx.spec.classes) if ctx.spec.classes else None)
+        if n:
+            for name in ("num_classes", "n_classes", "NUM_CLASSES", "N_CLASSES", "classes_count"):
+                hints[name] = n
+        hints["INPUT_SHAPE"] = tuple(ctx.spec.input_shape)
+    return hints
+
+
+def _measured(ctx: ProjectContext) -> dict[str, Any] | None:
+    if ctx.root is None:
+        return None
+    report = ctx.root / "report.json"
+    script = ctx.root / "train.py"
+    try:
+        if report.is_file() and (
+            not script.is_file() or report.stat().st_mtime >= script.stat().st_mtime
+        ):
+            return json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def analyse(text: str, ctx: ProjectContext) -> list[Analysis]:
+    try:
+        models = find_models(text, _hints(ctx))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []  # half-typed code: nothing to say until it parses again
+    results = []
+    for model in models:
+        try:
+            est = estimate(model)
+        except CannotInfer as exc:
+            results.append(Analysis(model, None, exc, None))
+            continue
+        verdict = None
+        if ctx.board is not None and ctx.budget is not None:
+            largest = est.largest_activation()
+            verdict = check_budget(
+                board=ctx.board,
+                budget=ctx.budget,
+                model_bytes=est.model_bytes_estimate,
+                arena_bytes_target=est.arena_bytes_target,
+                ops=est.ops,
+                largest_tensor=_describe(largest) if largest else None,
+            )
+        results.append(
+            Analysis(model, est, None, verdict, _measured(ctx) if len(models) == 1 else None)
+        )
+    return results
+
+
+def _describe(fig: LayerFigures) -> str:
+    dims = "×".join(str(d) for d in fig.out_shape)
+    return f"{fig.class_name} output {dims} = {kb(fig.activation_bytes)}"
+
+
+def _layer_range(layer: SourceLayer) -> lsp.Range:
+    return lsp.Range(
+        start=lsp.Position(line=layer.line, character=layer.col),
+        end=lsp.Position(line=layer.end_line, character=layer.end_col),
+    )
+
+
+def _model_range(model: SourceModel) -> lsp.Range:
+    return lsp.Range(
+        start=lsp.Position(line=model.line, character=model.col),
+        end=lsp.Position(line=model.line, character=model.col + 1),
+    )
 
 
 def model_diagnostics(text: str, ctx: ProjectContext) -> list[lsp.Diagnostic]:
-    return []
+    found: list[lsp.Diagnostic] = []
+    from tinyforge.memory.ops import tflm_supported_ops
+
+    for a in analyse(text, ctx):
+        model = a.model
+        if a.problem is not None:
+            where = (
+                model.layers[a.problem.layer] if 0 <= a.problem.layer < len(model.layers) else None
+            )
+            rng = _layer_range(where) if where else _model_range(model)
+            found.append(
+                lsp.Diagnostic(
+                    range=rng,
+                    message=f"TinyForge cannot size this model statically: {a.problem}.",
+                    severity=lsp.DiagnosticSeverity.Information,
+                    source=SOURCE,
+                    code="cannot-infer",
+                )
+            )
+            continue
+        est = a.estimate
+        assert est is not None
+        supported = tflm_supported_ops()
+        for fig, layer in zip(est.layers, model.layers, strict=True):
+            for op in [fig.op, *fig.extra_ops]:
+                if op and op not in supported:
+                    found.append(
+                        lsp.Diagnostic(
+                            range=_layer_range(layer),
+                            message=f"{layer.class_name} becomes the TFLite op {op}, "
+                            "which TFLite Micro cannot run.",
+                            severity=lsp.DiagnosticSeverity.Warning,
+                            source=SOURCE,
+                            code="unsupported-op",
+                        )
+                    )
+        if a.verdict is None or a.measured is not None:
+            continue
+        ctx_board = a.verdict.budget
+        for violation in a.verdict.violations:
+            if violation.resource == "ram":
+                culprit = max(est.layers, key=lambda f: f.activation_bytes)
+                message = (
+                    f"tensor arena ≈ {kb(est.arena_bytes_target)} (RAM ≈ "
+                    f"{kb(violation.figure)} with runtime) exceeds the {ctx.board.id if ctx.board else ''} RAM budget of "
+                    f"{kb(ctx_board['ram_bytes'])}; largest: {_describe(culprit)}"
+                )
+            else:
+                culprit = max(est.layers, key=lambda f: f.param_bytes)
+                message = (
+                    f"flash ≈ {kb(violation.figure)} (model ≈ {kb(est.model_bytes_estimate)}) "
+                    f"exceeds the {ctx.board.id if ctx.board else ''} flash budget of "
+                    f"{kb(ctx_board['flash_bytes'])}; largest: {culprit.class_name} with "
+                    f"{culprit.params:,} parameters"
+                )
+            found.append(
+                lsp.Diagnostic(
+                    range=_layer_range(model.layers[culprit.index]),
+                    message=message,
+                    severity=lsp.DiagnosticSeverity.Error,
+                    source=SOURCE,
+                    code=f"over-budget-{violation.resource}",
+                )
+            )
+    return found
 
 
-def model_code_actions(
-    server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
-) -> list[lsp.CodeAction]:
-    return []
+def lens_text(a: Analysis) -> str | None:
+    if a.measured is not None:
+        m = a.measured
+        b = m["budget"]
+        return (
+            f"flash {kb(m['flash_bytes_estimate'])} / {kb(b['flash_bytes'])} · RAM "
+            f"{kb(m['ram_bytes_estimate'])} / {kb(b['ram_bytes'])} (measured; arena "
+            f"{m['arena_bytes_target']:,} B)"
+        )
+    if a.estimate is None or a.verdict is None:
+        return None
+    v = a.verdict
+    return (
+        f"flash {kb(v.flash_bytes_estimate)} / {kb(v.budget['flash_bytes'])} · RAM "
+        f"{kb(v.ram_bytes_estimate)} / {kb(v.budget['ram_bytes'])} (estimate; arena "
+        f"≈ {kb(a.estimate.arena_bytes_target)})"
+    )
+
+
+def code_lenses(server: TinyForgeServer, uri: str) -> list[lsp.CodeLens]:
+    document = server.workspace.get_text_document(uri)
+    ctx = context_for(server.settings.board, uri)
+    lenses = []
+    for a in analyse(document.source, ctx):
+        text = lens_text(a)
+        if text:
+            lenses.append(
+                lsp.CodeLens(
+                    range=_model_range(a.model), command=lsp.Command(title=text, command="")
+                )
+            )
+    return lenses
 
 
 def hover_at(
     text: str, position: lsp.Position, server: TinyForgeServer, uri: str
 ) -> lsp.Hover | None:
+    if doc_path(uri) is None or not uri.endswith(".py"):
+        return None
+    ctx = context_for(server.settings.board, uri)
+    for a in analyse(text, ctx):
+        if a.estimate is None:
+            continue
+        for fig, layer in zip(a.estimate.layers, a.model.layers, strict=True):
+            inside = (
+                (layer.line, layer.col)
+                <= (position.line, position.character)
+                <= (
+                    layer.end_line,
+                    layer.end_col,
+                )
+            )
+            if inside:
+                dims = "×".join(str(d) for d in fig.out_shape)
+                lines = [
+                    f"**{layer.class_name}** → `{fig.op or 'folded away by the converter'}`",
+                    f"- output shape: {dims} (int8)",
+                    f"- parameters: {fig.params:,} ({fig.param_bytes:,} bytes int8)",
+                    f"- activation: {fig.activation_bytes:,} bytes",
+                    f"- MACs: {fig.macs:,}",
+                ]
+                return lsp.Hover(
+                    contents=lsp.MarkupContent(
+                        kind=lsp.MarkupKind.Markdown, value="\n".join(lines)
+                    ),
+                    range=_layer_range(layer),
+                )
     return None
+
+
+def _shrink_edits(
+    a: Analysis, ctx: ProjectContext, text: str
+) -> tuple[list[lsp.TextEdit], float] | None:
+    """Scale filters/units (not the output layer) until the same estimator says it fits."""
+    if ctx.board is None or ctx.budget is None:
+        return None
+    model = a.model
+    candidates = [
+        (i, layer, SHRINKABLE[layer.class_name])
+        for i, layer in enumerate(model.layers[:-1])
+        if layer.class_name in SHRINKABLE and SHRINKABLE[layer.class_name] in layer.literal_ranges
+    ]
+    if not candidates:
+        return None
+    factor = 1.0
+    for _ in range(12):
+        factor *= 0.75
+        trial = SourceModel(
+            **{
+                **model.__dict__,
+                "layers": [
+                    SourceLayer(**{**layer.__dict__, "config": dict(layer.config)})
+                    for layer in model.layers
+                ],
+            }
+        )
+        for i, _layer, key in candidates:
+            original = model.layers[i].config[key]
+            trial.layers[i].config[key] = max(1, math.floor(original * factor))
+        try:
+            est = estimate(trial)
+        except CannotInfer:
+            return None
+        verdict = check_budget(
+            board=ctx.board,
+            budget=ctx.budget,
+            model_bytes=est.model_bytes_estimate,
+            arena_bytes_target=est.arena_bytes_target,
+            ops=est.ops,
+        )
+        if verdict.fits:
+            edits = []
+            for i, layer, key in candidates:
+                line, col, end_line, end_col = layer.literal_ranges[key]
+                edits.append(
+                    lsp.TextEdit(
+                        range=lsp.Range(
+                            start=lsp.Position(line=line, character=col),
+                            end=lsp.Position(line=end_line, character=end_col),
+                        ),
+                        new_text=str(trial.layers[i].config[key]),
+                    )
+                )
+            return edits, factor
+    return None
+
+
+def model_code_actions(
+    server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
+) -> list[lsp.CodeAction]:
+    if not document.uri.endswith(".py"):
+        return []
+    ctx = context_for(server.settings.board, document.uri)
+    actions: list[lsp.CodeAction] = []
+    over = [d for d in params.context.diagnostics if str(d.code or "").startswith("over-budget")]
+    for a in analyse(document.source, ctx):
+        if a.verdict is None or a.verdict.fits or a.measured is not None:
+            continue
+        start, end = (
+            a.model.line,
+            max(layer.end_line for layer in a.model.layers) if a.model.layers else a.model.line,
+        )
+        if not (start <= params.range.start.line <= end) and not over:
+            continue
+        shrink = _shrink_edits(a, ctx, document.source)
+        if shrink is None:
+            continue
+        edits, factor = shrink
+        board = ctx.board.id if ctx.board else "the board"
+        actions.append(
+            lsp.CodeAction(
+                title=f"Shrink model to fit {board} (filters/units × {factor:.2f})",
+                kind=lsp.CodeActionKind.QuickFix,
+                diagnostics=over or None,
+                is_preferred=True,
+                edit=lsp.WorkspaceEdit(changes={document.uri: edits}),
+            )
+        )
+    return actions
+
+
+def register(server: TinyForgeServer) -> None:
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
+    def on_code_lens(ls: TinyForgeServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
+        if not params.text_document.uri.endswith(".py"):
+            return []
+        return code_lenses(ls, params.text_document.uri)

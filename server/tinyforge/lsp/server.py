@@ -39,11 +39,12 @@ class TinyForgeServer(LanguageServer):
 
 
 def create_server() -> TinyForgeServer:
-    from tinyforge.lsp import actions, commands, diagnostics, hover
+    from tinyforge.lsp import actions, commands, diagnostics, hover, model_checks
 
     server = TinyForgeServer()
     diagnostics.register(server)
     actions.register(server)
     commands.register(server)
     hover.register(server)
+    model_checks.register(server)
     return server

@@ -80,6 +80,8 @@ class SourceLayer:
     end_line: int
     end_col: int
     var: str | None = None
+    # Source range (line, col, end_line, end_col; 0-based) of literal int arguments, by name.
+    literal_ranges: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def unresolved(self) -> list[str]:
@@ -181,11 +183,18 @@ def _layer_from_call(call: ast.Call, scope: _Scope) -> SourceLayer | None:
     if not name or not name[:1].isupper() or name in INPUT_CALLS | MODEL_CALLS | SEQUENTIAL_CALLS:
         return None
     config: dict[str, Any] = {}
-    for param, arg in zip(POSITIONAL.get(name, ()), call.args, strict=False):
+    ranges: dict[str, tuple[int, int, int, int]] = {}
+    named = [*zip(POSITIONAL.get(name, ()), call.args, strict=False)]
+    named += [(kw.arg, kw.value) for kw in call.keywords if kw.arg]
+    for param, arg in named:
         config[param] = scope.eval(arg)
-    for kw in call.keywords:
-        if kw.arg:
-            config[kw.arg] = scope.eval(kw.value)
+        if isinstance(arg, ast.Constant) and type(arg.value) is int:
+            ranges[param] = (
+                arg.lineno - 1,
+                arg.col_offset,
+                (arg.end_lineno or arg.lineno) - 1,
+                arg.end_col_offset or arg.col_offset,
+            )
     return SourceLayer(
         class_name=name,
         config=config,
@@ -194,6 +203,7 @@ def _layer_from_call(call: ast.Call, scope: _Scope) -> SourceLayer | None:
         col=call.col_offset,
         end_line=(call.end_lineno or call.lineno) - 1,
         end_col=call.end_col_offset or call.col_offset,
+        literal_ranges=ranges,
     )
 
 
@@ -341,6 +351,7 @@ class _FunctionalTracker:
                     layer.end_line,
                     layer.end_col,
                     layer.var,
+                    dict(layer.literal_ranges),
                 )
             )
         self.models.append(model)
@@ -354,6 +365,18 @@ def _scan_body(body: list[ast.stmt], scope: _Scope, found: list[SourceModel]) ->
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             inner = _Scope({})
             inner.values = dict(scope.values)
+            # A parameter's default stands for its value (`def build(num_classes=2)`), unless
+            # the project already said otherwise.
+            args = stmt.args
+            positional = [*args.posonlyargs, *args.args]
+            pairs = list(
+                zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+            )
+            pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d]
+            for arg, default in pairs:
+                value = inner.eval(default)
+                if not isinstance(value, Unknown):
+                    inner.values.setdefault(arg.arg, value)
             _scan_body(stmt.body, inner, found)
             continue
         if isinstance(stmt, ast.ClassDef):

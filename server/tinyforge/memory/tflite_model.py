@@ -65,6 +65,13 @@ class TfliteModel:
     outputs: tuple[int, ...]
     model_bytes: int
     subgraph_count: int
+    # Tensor and op counts of the other subgraphs (IF/WHILE bodies): TFLM allocates their
+    # structs too, though only subgraph 0 is described here.
+    other_subgraph_tensors: tuple[int, ...] = ()
+    other_subgraph_ops: tuple[int, ...] = ()
+    # Names of the model's metadata entries, e.g. 'OfflineMemoryAllocation' (an offline arena
+    # plan that TFLM follows instead of its own planner).
+    metadata_names: tuple[str, ...] = ()
 
     def op_counts(self) -> dict[str, int]:
         """How many times each op occurs in subgraph 0, in first-use order."""
@@ -169,6 +176,11 @@ def _parse(data: bytes) -> TfliteModel:
 
     graph_inputs = _tensor_refs(graph.InputsLength(), graph.InputsAsNumpy, tensor_count, None)
     graph_outputs = _tensor_refs(graph.OutputsLength(), graph.OutputsAsNumpy, tensor_count, None)
+    others = [model.Subgraphs(k) for k in range(1, subgraph_count)]
+    metadata_names = []
+    for k in range(model.MetadataLength()):
+        name = model.Metadata(k).Name()
+        metadata_names.append(name.decode("utf-8", "replace") if name else "")
     return TfliteModel(
         tensors=tuple(tensors),
         ops=tuple(ops),
@@ -176,6 +188,9 @@ def _parse(data: bytes) -> TfliteModel:
         outputs=graph_outputs,
         model_bytes=len(data),
         subgraph_count=subgraph_count,
+        other_subgraph_tensors=tuple(g.TensorsLength() for g in others),
+        other_subgraph_ops=tuple(g.OperatorsLength() for g in others),
+        metadata_names=tuple(metadata_names),
     )
 
 

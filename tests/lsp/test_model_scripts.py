@@ -1,0 +1,107 @@
+"""Keras model scripts over stdio: budget diagnostics, lens, hover, and the shrink fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from lsprotocol import types as lsp
+from pytest_lsp import LanguageClient
+
+from tests.conftest import REPO
+from tests.lsp.conftest import change_doc, diagnostics_for, open_doc
+
+SMALL = """\
+import keras
+from keras import layers
+
+model = keras.Sequential([
+    keras.Input(shape=(8, 8, 1)),
+    layers.Conv2D(8, 3, padding="same", activation="relu"),
+    layers.MaxPooling2D(2),
+    layers.Flatten(),
+    layers.Dense(10, activation="softmax"),
+])
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "fixtures/lsp/over_budget", tmp_path / "proj")
+    return tmp_path / "proj"
+
+
+async def test_over_budget_error_on_the_layer(client: LanguageClient, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    uri = open_doc(client, project / "model.py", (project / "model.py").read_text())
+    found = await diagnostics_for(client, uri)
+    errors = [d for d in found if d.severity == lsp.DiagnosticSeverity.Error]
+    assert len(errors) == 1
+    assert errors[0].range.start.line == 10  # the first Conv2D: 96×96×64
+    assert "exceeds the nano33ble RAM budget of 256.0 KB" in errors[0].message
+    assert "largest: Conv2D output 96×96×64 = 576.0 KB" in errors[0].message
+
+
+async def test_shrink_action_fits_after_applying(client: LanguageClient, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    text = (project / "model.py").read_text()
+    uri = open_doc(client, project / "model.py", text)
+    found = await diagnostics_for(client, uri)
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            range=found[0].range,
+            context=lsp.CodeActionContext(diagnostics=found),
+        )
+    )
+    shrink = [a for a in actions or [] if a.title.startswith("Shrink model to fit nano33ble")]
+    assert len(shrink) == 1 and shrink[0].edit and shrink[0].edit.changes
+    edits = shrink[0].edit.changes[uri]
+    lines = text.splitlines(keepends=True)
+    for edit in sorted(
+        edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True
+    ):
+        line = lines[edit.range.start.line]
+        lines[edit.range.start.line] = (
+            line[: edit.range.start.character] + edit.new_text + line[edit.range.end.character :]
+        )
+    change_doc(client, uri, "".join(lines), 2)
+    after = await diagnostics_for(client, uri)
+    assert [d for d in after if d.severity == lsp.DiagnosticSeverity.Error] == []
+    assert "Dense(num_classes" in "".join(lines)  # the output layer is never shrunk
+
+
+async def test_within_budget_lens_and_hover(client: LanguageClient, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    uri = open_doc(client, project / "small.py", SMALL)
+    assert await diagnostics_for(client, uri) == []
+    lenses = await client.text_document_code_lens_async(
+        lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri))
+    )
+    assert lenses and lenses[0].range.start.line == 3
+    title = lenses[0].command.title
+    assert title.startswith("flash ") and "/ 960.0 KB · RAM " in title and "/ 256.0 KB" in title
+    hover = await client.text_document_hover_async(
+        lsp.HoverParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            position=lsp.Position(line=5, character=12),
+        )
+    )
+    assert hover is not None
+    text = hover.contents.value
+    assert "output shape: 8×8×8" in text and "parameters: 80" in text and "MACs: 4,608" in text
+
+
+async def test_unsupported_layer_and_unknown_shape(client: LanguageClient, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    text = SMALL.replace("layers.MaxPooling2D(2)", 'layers.Activation("gelu")').replace(
+        "layers.Conv2D(8,", "layers.Conv2D(width,"
+    )
+    uri = open_doc(client, project / "odd.py", text)
+    found = await diagnostics_for(client, uri)
+    assert len(found) == 1 and found[0].severity == lsp.DiagnosticSeverity.Information
+    assert "filters is `width`, not a constant" in found[0].message
+    change_doc(client, uri, "width = 8\n" + text, 2)
+    found = await diagnostics_for(client, uri)
+    warnings = [d for d in found if d.severity == lsp.DiagnosticSeverity.Warning]
+    assert len(warnings) == 1 and "GELU" in warnings[0].message
+    assert warnings[0].range.start.line == 7
