@@ -160,7 +160,8 @@ def model_diagnostics(text: str, ctx: ProjectContext) -> list[lsp.Diagnostic]:
                 culprit = max(est.layers, key=lambda f: f.activation_bytes)
                 message = (
                     f"tensor arena ≈ {kb(est.arena_bytes_target)} (RAM ≈ "
-                    f"{kb(violation.figure)} with runtime) exceeds the {ctx.board.id if ctx.board else ''} RAM budget of "
+                    f"{kb(violation.figure)} with runtime) exceeds the "
+                    f"{ctx.board.id if ctx.board else ''} RAM budget of "
                     f"{kb(ctx_board['ram_bytes'])}; largest: {_describe(culprit)}"
                 )
             else:
