@@ -117,7 +117,8 @@ async def main() -> None:
     print(f"time to initialized       {1000 * ready:8.1f} ms   (target < 1000 ms)")
     print(
         f"diagnostics after change  p50 {statistics.median(ms):.1f} ms  "
-        f"p95 {ms[int(0.95 * len(ms)) - 1]:.1f} ms  over {len(ms)} edits of a {lines}-line script   (target p95 < 150 ms)"
+        f"p95 {ms[int(0.95 * len(ms)) - 1]:.1f} ms  over {len(ms)} edits of a {lines}-line "
+        "script   (target p95 < 150 ms)"
     )
     print(f"code action               p50 {1000 * statistics.median(action_times):.1f} ms")
     print(f"idle RSS                  {rss / 2**20:8.1f} MB   (target < 150 MB)")
