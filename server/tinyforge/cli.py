@@ -184,6 +184,104 @@ def cmd_boards(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from tinyforge.lsp import main as serve
+
+    serve()
+    return 0
+
+
+def _shape(shape: list[int]) -> str:
+    return "×".join(str(d) for d in shape) or "scalar"
+
+
+def _bytes(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def print_inspect(report: dict[str, Any]) -> None:
+    table = Table(title=f"{report['model']} ({report['format']}): memory per layer")
+    for column in ("#", "layer", "op", "output", "dtype", "params B", "activation B", "MACs"):
+        table.add_column(column, justify="right" if column.endswith(("B", "MACs", "#")) else "left")
+    for layer in report.get("layers") or []:
+        name = layer["name"]
+        table.add_row(
+            str(layer["index"]),
+            name if len(name) <= 40 else "…" + name[-39:],
+            layer["op"],
+            _shape(layer["output_shape"]),
+            layer["dtype"],
+            f"{layer['params_bytes']:,}",
+            f"{layer['activation_bytes']:,}",
+            f"{layer['macs']:,}",
+        )
+    if report.get("layers"):
+        console.print(table)
+    summary = Table(show_header=False, box=None)
+    summary.add_column("what", style="bold")
+    summary.add_column("figure")
+    ops = report.get("ops") or {}
+    summary.add_row("operators", ", ".join(f"{k}×{v}" for k, v in ops.items()) or "-")
+    if report.get("unsupported_ops"):
+        summary.add_row("not in TFLM", ", ".join(report["unsupported_ops"]))
+    summary.add_row("model", f"{_bytes(report.get('model_bytes'))} bytes")
+    summary.add_row(
+        "tensor arena (64-bit host)",
+        f"measured {_bytes(report.get('arena_bytes'))} B, static estimate "
+        f"{_bytes(report.get('arena_bytes_estimate'))} B, floor "
+        f"{_bytes(report.get('arena_floor_bytes'))} B",
+    )
+    summary.add_row("tensor arena (32-bit MCU)", f"{_bytes(report.get('arena_bytes_target'))} B")
+    budget = report.get("budget")
+    for key, label, limit in (
+        ("ram_bytes_estimate", "RAM estimate", "ram_bytes"),
+        ("flash_bytes_estimate", "flash estimate", "flash_bytes"),
+    ):
+        figure = f"{_kb(report.get(key))}"
+        if budget:
+            figure += f" of {_kb(budget[limit])}"
+        summary.add_row(label, figure)
+    console.print(summary)
+    for problem in report.get("problems") or []:
+        console.print(f"[red]problem:[/] {problem}")
+    for note in report.get("notes") or []:
+        console.print(f"[yellow]note:[/] {note}")
+    if report.get("fits") is True:
+        console.print(
+            f"[bold green]Fits[/] {report['board']}: RAM {_kb(report['ram_bytes_estimate'])} / "
+            f"{_kb(budget['ram_bytes'])}, flash {_kb(report['flash_bytes_estimate'])} / "
+            f"{_kb(budget['flash_bytes'])}."
+        )
+    elif report.get("fits") is False:
+        for v in report["violations"]:
+            console.print(f"[bold red]Does not fit:[/] {v['message']}")
+    elif budget:
+        console.print(f"[bold yellow]No verdict[/] for {report['board']}: see the problems above.")
+    elif report.get("ram_bytes_estimate") is not None:
+        console.print(
+            f"Needs about RAM {_kb(report['ram_bytes_estimate'])} and flash "
+            f"{_kb(report['flash_bytes_estimate'])} (default runtime costs; give --board for a "
+            "verdict)."
+        )
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from tinyforge.memory.inspect import inspect_model
+
+    report = inspect_model(
+        Path(args.model),
+        board=args.board,
+        project=args.project,
+        measure=not args.static,
+        quantization=args.quantization,
+    )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_inspect(report)
+    return 3 if report.get("fits") is False or report.get("unsupported_ops") else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinyforge", description="From one sentence to TinyML firmware, offline."
@@ -215,6 +313,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("boards", help="list supported boards")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_boards)
+
+    p = sub.add_parser(
+        "inspect", help="what a .tflite/.onnx/.keras model needs: ops, arena, RAM, flash"
+    )
+    p.add_argument("model", help="a .tflite, .onnx, .keras or .h5 file")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--board", help="board id: check the model against its limits")
+    where.add_argument("--project", help="project folder (tinyforge.toml or platformio.ini)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument(
+        "--static", action="store_true", help="static estimate only, no TFLM measurement"
+    )
+    p.add_argument(
+        "--quantization",
+        choices=("int8", "float32"),
+        default="int8",
+        help="how Keras models are converted for inspection (default int8)",
+    )
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("lsp", help="run the language server on stdio (for editors)")
+    p.set_defaults(func=cmd_lsp)
     return parser
 
 

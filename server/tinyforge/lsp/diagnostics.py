@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from tinyforge.boards import get_board, suggest_boards
 from tinyforge.errors import TinyForgeError
-from tinyforge.lsp.documents import context_for, find_key_line, line_range
+from tinyforge.lsp.documents import context_for, doc_path, find_key_line, line_range
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.project import PLATFORMIO_INI, read_platformio_ini
 from tinyforge.spec import SPEC_FILENAME, ProjectSpec
@@ -195,7 +195,7 @@ def diagnostics_for(server: TinyForgeServer, uri: str, text: str) -> list[lsp.Di
         if name.endswith(".py"):
             from tinyforge.lsp.model_checks import model_diagnostics
 
-            return model_diagnostics(text, context_for(server.settings.board, uri))
+            return model_diagnostics(text, context_for(server.settings.board, uri), doc_path(uri))
     except Exception as exc:  # a bug in one check must not take the editor down with it
         server.window_log_message(
             lsp.LogMessageParams(type=lsp.MessageType.Error, message=f"tinyforge: {name}: {exc!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
@@ -52,8 +53,9 @@ def _hints(ctx: ProjectContext) -> dict[str, Any]:
     return hints
 
 
-def _measured(ctx: ProjectContext) -> dict[str, Any] | None:
-    if ctx.root is None:
+def _measured(ctx: ProjectContext, path: Path | None) -> dict[str, Any] | None:
+    """The build report of the project whose training script this is, if it is current."""
+    if ctx.root is None or path is None or path.resolve() != (ctx.root / "train.py").resolve():
         return None
     report = ctx.root / "report.json"
     script = ctx.root / "train.py"
@@ -67,7 +69,7 @@ def _measured(ctx: ProjectContext) -> dict[str, Any] | None:
     return None
 
 
-def analyse(text: str, ctx: ProjectContext) -> list[Analysis]:
+def analyse(text: str, ctx: ProjectContext, path: Path | None = None) -> list[Analysis]:
     try:
         models = find_models(text, _hints(ctx))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -91,7 +93,7 @@ def analyse(text: str, ctx: ProjectContext) -> list[Analysis]:
                 largest_tensor=_describe(largest) if largest else None,
             )
         results.append(
-            Analysis(model, est, None, verdict, _measured(ctx) if len(models) == 1 else None)
+            Analysis(model, est, None, verdict, _measured(ctx, path) if len(models) == 1 else None)
         )
     return results
 
@@ -115,11 +117,13 @@ def _model_range(model: SourceModel) -> lsp.Range:
     )
 
 
-def model_diagnostics(text: str, ctx: ProjectContext) -> list[lsp.Diagnostic]:
+def model_diagnostics(
+    text: str, ctx: ProjectContext, path: Path | None = None
+) -> list[lsp.Diagnostic]:
     found: list[lsp.Diagnostic] = []
     from tinyforge.memory.ops import tflm_supported_ops
 
-    for a in analyse(text, ctx):
+    for a in analyse(text, ctx, path):
         model = a.model
         if a.problem is not None:
             where = (
@@ -152,7 +156,10 @@ def model_diagnostics(text: str, ctx: ProjectContext) -> list[lsp.Diagnostic]:
                             code="unsupported-op",
                         )
                     )
-        if a.verdict is None or a.measured is not None:
+        if a.measured is not None:
+            found += _measured_diagnostics(a, est, model)
+            continue
+        if a.verdict is None:
             continue
         ctx_board = a.verdict.budget
         for violation in a.verdict.violations:
@@ -184,6 +191,27 @@ def model_diagnostics(text: str, ctx: ProjectContext) -> list[lsp.Diagnostic]:
     return found
 
 
+def _measured_diagnostics(
+    a: Analysis, est: ModelEstimate, model: SourceModel
+) -> list[lsp.Diagnostic]:
+    """After a build, the converted model's exact figures speak instead of the estimate."""
+    assert a.measured is not None
+    found = []
+    for violation in a.measured.get("violations", []):
+        key = "activation_bytes" if violation["resource"] == "ram" else "param_bytes"
+        culprit = max(est.layers, key=lambda f: getattr(f, key))
+        found.append(
+            lsp.Diagnostic(
+                range=_layer_range(model.layers[culprit.index]),
+                message=f"measured after build: {violation['message']}",
+                severity=lsp.DiagnosticSeverity.Error,
+                source=SOURCE,
+                code=f"over-budget-{violation['resource']}",
+            )
+        )
+    return found
+
+
 def lens_text(a: Analysis) -> str | None:
     if a.measured is not None:
         m = a.measured
@@ -207,7 +235,7 @@ def code_lenses(server: TinyForgeServer, uri: str) -> list[lsp.CodeLens]:
     document = server.workspace.get_text_document(uri)
     ctx = context_for(server.settings.board, uri)
     lenses = []
-    for a in analyse(document.source, ctx):
+    for a in analyse(document.source, ctx, doc_path(uri)):
         text = lens_text(a)
         if text:
             lenses.append(
@@ -224,7 +252,7 @@ def hover_at(
     if doc_path(uri) is None or not uri.endswith(".py"):
         return None
     ctx = context_for(server.settings.board, uri)
-    for a in analyse(text, ctx):
+    for a in analyse(text, ctx, doc_path(uri)):
         if a.estimate is None:
             continue
         for fig, layer in zip(a.estimate.layers, a.model.layers, strict=True):
@@ -319,7 +347,7 @@ def model_code_actions(
     ctx = context_for(server.settings.board, document.uri)
     actions: list[lsp.CodeAction] = []
     over = [d for d in params.context.diagnostics if str(d.code or "").startswith("over-budget")]
-    for a in analyse(document.source, ctx):
+    for a in analyse(document.source, ctx, doc_path(document.uri)):
         if a.verdict is None or a.verdict.fits or a.measured is not None:
             continue
         start, end = (

@@ -530,11 +530,15 @@ def simulate_arena(
         tail_bytes=aligned.end - aligned.tail,
         tail_parts=dict(aligned.kinds),
         binding=binding,
-        approximate_ops=sorted({op.op for op, c in zip(model.ops, costs, strict=True) if not c.known}),
+        approximate_ops=sorted(
+            {op.op for op, c in zip(model.ops, costs, strict=True) if not c.known}
+        ),
     )
 
 
-def scratch_requests(model: TfliteModel, costs: Sequence[OpCost] | None = None) -> list[ScratchRequest]:
+def scratch_requests(
+    model: TfliteModel, costs: Sequence[OpCost] | None = None
+) -> list[ScratchRequest]:
     """The scratch buffers the kernels request, in request order (op by op)."""
     if costs is None:
         costs = [op_cost(model, op) for op in model.ops]
