@@ -142,3 +142,28 @@ async def test_create_project_code_action(client: LanguageClient, tmp_path: Path
         run_cli("plan", "detect 5 wrist gestures from accel.csv on a Teensy 4.1", "--json").stdout
     )
     assert planned["board"] == "teensy41" and (folder / "train.py").is_file()
+
+
+async def test_build_then_measured_figures_replace_estimates(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    project = tmp_path / "digits"
+    assert run_cli("new", "handwritten digits on a Pi Pico", "--out", str(project)).returncode == 0
+    set_epochs(project, 3)
+    train = project / "train.py"
+    uri = open_doc(client, train, train.read_text())
+    before = await client.text_document_code_lens_async(
+        lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri))
+    )
+    assert before and "(estimate;" in before[0].command.title
+    result = await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="tinyforge.build", arguments=[project.as_uri()])
+    )
+    assert result["ok"], result
+    report = json.loads((project / "report.json").read_text())
+    assert result["report"]["arena_bytes"] == report["arena_bytes"]
+    after = await client.text_document_code_lens_async(
+        lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri))
+    )
+    assert after and "(measured;" in after[0].command.title
+    assert f"arena {report['arena_bytes_target']:,} B" in after[0].command.title

@@ -105,3 +105,76 @@ async def test_unsupported_layer_and_unknown_shape(client: LanguageClient, tmp_p
     warnings = [d for d in found if d.severity == lsp.DiagnosticSeverity.Warning]
     assert len(warnings) == 1 and "GELU" in warnings[0].message
     assert warnings[0].range.start.line == 7
+
+
+async def _actions(client: LanguageClient, uri: str, line: int) -> list[lsp.CodeAction]:
+    result = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            range=lsp.Range(
+                start=lsp.Position(line=line, character=8), end=lsp.Position(line=line, character=8)
+            ),
+            context=lsp.CodeActionContext(diagnostics=[]),
+        )
+    )
+    return [a for a in result or [] if isinstance(a, lsp.CodeAction)]
+
+
+def _apply(text: str, edits: list[lsp.TextEdit]) -> str:
+    lines = text.splitlines(keepends=True)
+    for edit in sorted(
+        edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True
+    ):
+        row = edit.range.start.line
+        line = lines[row] if row < len(lines) else ""
+        new = line[: edit.range.start.character] + edit.new_text + line[edit.range.end.character :]
+        if row < len(lines):
+            lines[row] = new
+        else:
+            lines.append(new)
+    return "".join(lines)
+
+
+async def test_unsupported_activation_is_replaced(client: LanguageClient, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    text = SMALL.replace('activation="relu"', 'activation="gelu"')
+    uri = open_doc(client, project / "gelu.py", text)
+    found = await diagnostics_for(client, uri)
+    assert [d.code for d in found] == ["unsupported-op"] and "GELU" in found[0].message
+    fixes = [a for a in await _actions(client, uri, 5) if a.title.startswith("Replace activation")]
+    assert len(fixes) == 1 and fixes[0].edit and fixes[0].edit.changes
+    fixed = _apply(text, fixes[0].edit.changes[uri])
+    assert 'activation="relu"' in fixed
+    change_doc(client, uri, fixed, 2)
+    assert await diagnostics_for(client, uri) == []
+
+
+FLOAT_SCRIPT = (
+    SMALL
+    + """
+import numpy as np
+import tensorflow as tf
+
+x_train = np.zeros((10, 8, 8, 1), dtype="float32")
+converter = tf.lite.TFLiteConverter.from_keras_model(
+    model
+)
+open("model.tflite", "wb").write(converter.convert())
+"""
+)
+
+
+async def test_use_int8_quantization_action(client: LanguageClient, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    uri = open_doc(client, project / "convert.py", FLOAT_SCRIPT)
+    await diagnostics_for(client, uri)
+    int8 = [a for a in await _actions(client, uri, 0) if a.title == "Use int8 quantization"]
+    assert len(int8) == 1 and int8[0].edit and int8[0].edit.changes
+    fixed = _apply(FLOAT_SCRIPT, int8[0].edit.changes[uri])
+    compile(fixed, "convert.py", "exec")  # still valid Python
+    assert "converter.representative_dataset = representative_dataset" in fixed
+    assert fixed.index("representative_dataset =") < fixed.index("converter.convert()")
+    assert "for sample in x_train[:300]:" in fixed
+    change_doc(client, uri, fixed, 2)
+    await diagnostics_for(client, uri)
+    assert not [a for a in await _actions(client, uri, 0) if a.title == "Use int8 quantization"]

@@ -80,7 +80,7 @@ class SourceLayer:
     end_line: int
     end_col: int
     var: str | None = None
-    # Source range (line, col, end_line, end_col; 0-based) of literal int arguments, by name.
+    # Source range (line, col, end_line, end_col; 0-based) of literal int/str arguments.
     literal_ranges: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
@@ -188,7 +188,7 @@ def _layer_from_call(call: ast.Call, scope: _Scope) -> SourceLayer | None:
     named += [(kw.arg, kw.value) for kw in call.keywords if kw.arg]
     for param, arg in named:
         config[param] = scope.eval(arg)
-        if isinstance(arg, ast.Constant) and type(arg.value) is int:
+        if isinstance(arg, ast.Constant) and type(arg.value) in (int, str):
             ranges[param] = (
                 arg.lineno - 1,
                 arg.col_offset,
