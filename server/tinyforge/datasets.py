@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyforge.errors import DatasetError
-from tinyforge.spec import DatasetKind, ProjectSpec
+from tinyforge.spec import DatasetKind, ProjectSpec, Task
 
+AUDIO_SUFFIXES = {".wav"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
@@ -33,29 +34,31 @@ def validate(spec: ProjectSpec, project_dir: Path) -> DatasetSummary:
     path = resolve_path(spec, project_dir)
     assert path is not None  # the spec guarantees a path for folder and CSV datasets
     if kind is DatasetKind.FOLDER:
-        return _validate_folder(path)
+        audio = spec.task is Task.KEYWORD_SPOTTING
+        return _validate_folder(path, AUDIO_SUFFIXES if audio else IMAGE_SUFFIXES)
     return _validate_csv(path, spec.dataset.label_column or "label")
 
 
-def _validate_folder(path: Path) -> DatasetSummary:
+def _validate_folder(path: Path, suffixes: set[str]) -> DatasetSummary:
     if not path.exists():
         raise DatasetError(f"Dataset folder {path} does not exist.")
     if not path.is_dir():
         raise DatasetError(f"Dataset {path} is not a folder (expected one sub-folder per class).")
+    kind = "WAV clips" if suffixes is AUDIO_SUFFIXES else "images"
     counts: dict[str, int] = {}
     for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        counts[sub.name] = sum(1 for f in sub.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        counts[sub.name] = sum(1 for f in sub.rglob("*") if f.suffix.lower() in suffixes)
     with_images = [name for name, n in counts.items() if n > 0]
     if len(with_images) < 2:
         raise DatasetError(
-            f"Dataset folder {path} needs at least two class sub-folders with images; "
+            f"Dataset folder {path} needs at least two class sub-folders with {kind}; "
             f"found {len(with_images)}"
             + (f" ({', '.join(with_images)})" if with_images else "")
             + "."
         )
     empty = [name for name, n in counts.items() if n == 0]
     if empty:
-        raise DatasetError(f"Class folder(s) {', '.join(empty)} in {path} hold no images.")
+        raise DatasetError(f"Class folder(s) {', '.join(empty)} in {path} hold no {kind}.")
     return DatasetSummary(with_images, sum(counts.values()))
 
 

@@ -21,7 +21,7 @@ from tinyforge.generate.architecture import (
     choose_architecture,
 )
 from tinyforge.generate.files import WriteResult, write_generated
-from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec
+from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec, Task
 
 ARTIFACTS_DIR = "artifacts"
 TRAIN_SCRIPT = "train.py"
@@ -121,6 +121,8 @@ def render_project(spec: ProjectSpec, project_dir: Path) -> dict[str, str]:
         label_column=spec.dataset.label_column or "label",
         layers=arch.layers,
         uses_normalizer=any(layer.kind == "Normalization" for layer in arch.layers),
+        normalizer_axis="None" if spec.task is Task.KEYWORD_SPOTTING else "-1",
+        audio=spec.task is Task.KEYWORD_SPOTTING,
         arch_summary=_wrap_docstring(summary),
     )
     return {

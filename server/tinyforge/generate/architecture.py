@@ -12,7 +12,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from tinyforge.spec import ProjectSpec
+from tinyforge.spec import ProjectSpec, Task
 
 # Fractions of the effective budget the model may take: the rest is the TFLM runtime, the
 # framework (Arduino core, RTOS) and the user's application.
@@ -167,7 +167,14 @@ def choose_architecture(
     """The largest candidate (up to a preferred width) whose estimate fits the given bytes."""
     shape = tuple(spec.input_shape)
     candidates: list[Architecture]
-    if len(shape) == 3:
+    if len(shape) == 3 and spec.task is Task.KEYWORD_SPOTTING:
+        widths = (32, 24, 16, 12, 8, 6, 4)
+        candidates = [_image_candidate(shape, num_classes, w, 1) for w in widths]
+        candidates += [_image_candidate(shape, num_classes, w, 2) for w in widths]
+        for arch in candidates:
+            # Log-mel energies are far from 0..1: standardise them inside the model.
+            arch.layers.insert(0, Layer("Normalization", "normalizer", shape, params=2))
+    elif len(shape) == 3:
         preferred = 16 if shape[0] * shape[1] <= 32 * 32 else 8
         widths = [w for w in (32, 24, 16, 12, 8, 6, 4) if w <= max(preferred, 4)]
         candidates = [_image_candidate(shape, num_classes, w, 1) for w in widths]
