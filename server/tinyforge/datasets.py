@@ -36,7 +36,9 @@ def validate(spec: ProjectSpec, project_dir: Path) -> DatasetSummary:
     if kind is DatasetKind.FOLDER:
         audio = spec.task is Task.KEYWORD_SPOTTING
         return _validate_folder(path, AUDIO_SUFFIXES if audio else IMAGE_SUFFIXES)
-    return _validate_csv(path, spec.dataset.label_column or "label")
+    label = spec.dataset.label_column or "label"
+    # An anomaly detector learns from normal rows alone: labels are optional there.
+    return _validate_csv(path, label, required=spec.task is not Task.ANOMALY_DETECTION)
 
 
 def _validate_folder(path: Path, suffixes: set[str]) -> DatasetSummary:
@@ -62,7 +64,7 @@ def _validate_folder(path: Path, suffixes: set[str]) -> DatasetSummary:
     return DatasetSummary(with_images, sum(counts.values()))
 
 
-def _validate_csv(path: Path, label_column: str) -> DatasetSummary:
+def _validate_csv(path: Path, label_column: str, required: bool = True) -> DatasetSummary:
     if not path.is_file():
         raise DatasetError(f"Dataset file {path} does not exist.")
     try:
@@ -74,7 +76,9 @@ def _validate_csv(path: Path, label_column: str) -> DatasetSummary:
         raise DatasetError(f"Cannot read {path} as CSV: {exc}.") from exc
     if not header or len(header) < 2:
         raise DatasetError(f"{path} is not a CSV with a header row and at least two columns.")
-    if label_column not in header:
+    if label_column not in header and not required:
+        label_column = ""
+    elif label_column not in header:
         raise DatasetError(
             f"{path} has no label column '{label_column}'; its columns are {', '.join(header)}."
         )
@@ -91,7 +95,9 @@ def _validate_csv(path: Path, label_column: str) -> DatasetSummary:
                     f"{path} line {number}: column '{column}' holds {value!r}, not a number; "
                     "every column except the label must be numeric."
                 ) from None
+    if not label_column:
+        return DatasetSummary(None, len(rows), len(features))
     classes = sorted({str(r[label_column]).strip() for r in rows})
-    if len(classes) < 2:
+    if len(classes) < 2 and required:
         raise DatasetError(f"{path}: column '{label_column}' has fewer than two classes.")
     return DatasetSummary(classes, len(rows), len(features))

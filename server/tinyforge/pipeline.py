@@ -23,6 +23,7 @@ from tinyforge import datasets, generate, jobs
 from tinyforge.boards import Board, find_board_mentions, get_board
 from tinyforge.check import Verdict, check_budget
 from tinyforge.convert import c_array
+from tinyforge.convert.keras_worker import decide
 from tinyforge.errors import StageError, TinyForgeError
 from tinyforge.generate import ARTIFACTS_DIR, MAIN_CPP, MODEL_DATA_CC, MODEL_DATA_H
 from tinyforge.memory.measure import measure_arena, run_tflm
@@ -337,8 +338,12 @@ def _verify(project_dir: Path, model: TfliteModel, progress: Progress) -> dict[s
     progress.update(0.5, f"arena {arena.arena_bytes} bytes; running the test set in TFLM")
     x_test = np.load(project_dir / ARTIFACTS_DIR / "test_inputs.npy")
     y_test = np.load(project_dir / ARTIFACTS_DIR / "splits.npz")["y_test"]
-    outputs = run_tflm(tflite_path, x_test, arena.arena_bytes)
-    tflm_accuracy = float(np.mean(np.argmax(outputs.reshape(len(x_test), -1), axis=1) == y_test))
+    outputs = run_tflm(tflite_path, x_test, arena.arena_bytes).reshape(len(x_test), -1)
+    out = model.output_tensors[0]
+    if out.scale and out.dtype in ("int8", "uint8", "int16"):
+        outputs = (outputs.astype(np.float32) - out.zero_point[0]) * out.scale[0]
+    metrics = json.loads((project_dir / ARTIFACTS_DIR / "metrics.json").read_text("utf-8"))
+    tflm_accuracy = float(np.mean(decide(outputs, metrics.get("threshold")) == y_test))
     progress.update(1.0, f"TFLM accuracy {tflm_accuracy:.4f}")
     return {
         "arena": arena,
@@ -400,6 +405,9 @@ def _emit(
             arena_bytes=verified["arena"].arena_bytes,
             arena_target_bytes=verified["arena_bytes_target"],
             resolver_methods=resolver,
+            threshold=json.loads(
+                (project_dir / ARTIFACTS_DIR / "metrics.json").read_text("utf-8")
+            ).get("threshold"),
         ),
     }
     return generate.write_generated(project_dir, files)

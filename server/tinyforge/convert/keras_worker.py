@@ -48,6 +48,14 @@ def dequantize(y: np.ndarray, details: dict) -> np.ndarray:
     return (y.astype(np.float32) - zero_point) * scale
 
 
+def decide(outputs: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Class decisions: argmax for classifiers; score above threshold for anomaly detectors."""
+    outputs = outputs.reshape(len(outputs), -1)
+    if threshold is None:
+        return np.argmax(outputs, axis=1)
+    return (outputs[:, 0] > threshold).astype(np.int64)
+
+
 def convert(project: Path, quantization: str, artifacts: str) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -56,8 +64,10 @@ def convert(project: Path, quantization: str, artifacts: str) -> dict:
     splits = np.load(project / artifacts / "splits.npz")
     model = keras.models.load_model(project / "model.keras", compile=False)
     x_train, x_test, y_test = splits["x_train"], splits["x_test"], splits["y_test"]
+    metrics = json.loads((project / artifacts / "metrics.json").read_text())
+    threshold = metrics.get("threshold")  # set by anomaly-detection scripts
     float_pred = model.predict(x_test, verbose=0)
-    float_accuracy = float(np.mean(np.argmax(float_pred, axis=1) == y_test))
+    float_accuracy = float(np.mean(decide(float_pred, threshold) == y_test))
     print(f"float accuracy {float_accuracy:.4f} on {len(x_test)} test samples", flush=True)
 
     # A batch of one, fixed: the device runs one sample at a time, and static shapes spare the
@@ -83,7 +93,7 @@ def convert(project: Path, quantization: str, artifacts: str) -> dict:
     print(f"wrote model.tflite ({len(tflite_bytes)} bytes, {quantization})", flush=True)
 
     tflite_pred = _tflite_predict(tflite_bytes, x_test)
-    tflite_accuracy = float(np.mean(np.argmax(tflite_pred, axis=1) == y_test))
+    tflite_accuracy = float(np.mean(decide(tflite_pred, threshold) == y_test))
     print(f"{quantization} accuracy {tflite_accuracy:.4f} (TFLite interpreter)", flush=True)
 
     from ai_edge_litert.interpreter import Interpreter
@@ -92,7 +102,7 @@ def convert(project: Path, quantization: str, artifacts: str) -> dict:
     inp = interp.get_input_details()[0]
     # The firmware's baked-in sample: the first test sample the int8 model gets right, so the
     # serial output shows a known, correct prediction.
-    correct = np.flatnonzero(np.argmax(tflite_pred, axis=1) == y_test)
+    correct = np.flatnonzero(decide(tflite_pred, threshold) == y_test)
     index = int(correct[0]) if len(correct) else 0
     np.save(project / artifacts / "sample_input.npy", quantize(x_test[index][np.newaxis], inp)[0])
     np.save(project / artifacts / "test_inputs.npy", quantize(x_test, inp))

@@ -109,8 +109,10 @@ def render_project(spec: ProjectSpec, project_dir: Path) -> dict[str, str]:
     classes = spec.classes or (
         [str(d) for d in range(10)] if spec.dataset.kind is DatasetKind.DIGITS else None
     )
+    anomaly = spec.task is Task.ANOMALY_DETECTION
+    layers = [layer for layer in arch.layers if layer.code] if anomaly else arch.layers
     train = render(
-        "train.py.j2",
+        "train_anomaly.py.j2" if anomaly else "train.py.j2",
         spec=spec,
         board=board,
         request=spec.request,
@@ -119,7 +121,7 @@ def render_project(spec: ProjectSpec, project_dir: Path) -> dict[str, str]:
         classes=json.dumps(classes) if classes else "None",
         dataset_path=spec.dataset.path,
         label_column=spec.dataset.label_column or "label",
-        layers=arch.layers,
+        layers=layers,
         uses_normalizer=any(layer.kind == "Normalization" for layer in arch.layers),
         normalizer_axis="None" if spec.task is Task.KEYWORD_SPOTTING else "-1",
         audio=spec.task is Task.KEYWORD_SPOTTING,

@@ -126,6 +126,28 @@ def _dense_candidate(features: int, classes: int, width: int) -> Architecture:
     return arch
 
 
+def _autoencoder_candidate(features: int, width: int) -> Architecture:
+    """Encoder/decoder hidden layers; the template adds the output and the scoring ops."""
+    arch = Architecture(family="autoencoder", width=width)
+    bottleneck = max(2, width // 4)
+    sizes = [width, bottleneck, width]
+    previous = features
+    for units in sizes:
+        arch.layers.append(
+            Layer(
+                "Dense",
+                f'layers.Dense({units}, activation="relu")',
+                (units,),
+                previous * units + units,
+            )
+        )
+        previous = units
+    # Reconstruction, error, square and mean: counted for sizing, written by the template.
+    arch.layers.append(Layer("Reconstruction", "", (features,), previous * features + features))
+    arch.layers.append(Layer("Score", "", (features,), features))
+    return arch
+
+
 def _conv1d_candidate(steps: int, channels: int, classes: int, width: int) -> Architecture:
     arch = Architecture(family="cnn1d", width=width)
     arch.layers.append(Layer("Normalization", "normalizer", (steps, channels), params=2 * channels))
@@ -167,7 +189,10 @@ def choose_architecture(
     """The largest candidate (up to a preferred width) whose estimate fits the given bytes."""
     shape = tuple(spec.input_shape)
     candidates: list[Architecture]
-    if len(shape) == 3 and spec.task is Task.KEYWORD_SPOTTING:
+    if spec.task is Task.ANOMALY_DETECTION:
+        features = math.prod(shape)
+        candidates = [_autoencoder_candidate(features, w) for w in (64, 32, 16, 8)]
+    elif len(shape) == 3 and spec.task is Task.KEYWORD_SPOTTING:
         widths = (32, 24, 16, 12, 8, 6, 4)
         candidates = [_image_candidate(shape, num_classes, w, 1) for w in widths]
         candidates += [_image_candidate(shape, num_classes, w, 2) for w in widths]

@@ -1581,7 +1581,7 @@ class _Plan:
         image_like = task is Task.IMAGE_CLASSIFICATION
         wants_digits = image_like and _DIGITS_CUE.search(masked) is not None
         if csv_ref is not None and not (image_like and folder_ref is not None):
-            return self._csv_dataset(csv_ref, label)
+            return self._csv_dataset(csv_ref, label, task)
         if folder_ref is not None:
             return Dataset(kind=DatasetKind.FOLDER, path=folder_ref.path), None
         if wants_digits:
@@ -1593,7 +1593,7 @@ class _Plan:
         raise PlanError(_missing_dataset_message(task))
 
     def _csv_dataset(
-        self, ref: _PathRef, label: tuple[str, tuple[int, int]] | None
+        self, ref: _PathRef, label: tuple[str, tuple[int, int]] | None, task: Task | None = None
     ) -> tuple[Dataset, _CsvHead | None]:
         existing = _existing(ref.path)
         head = _read_csv_head(existing) if existing is not None and existing.is_file() else None
@@ -1613,6 +1613,15 @@ class _Plan:
                         f"{', '.join(h for h in head.header if h)}."
                     )
                 column = lowered[column.lower()]
+        elif task is Task.ANOMALY_DETECTION and (
+            head is None or not {h.lower() for h in head.header} & set(_LABEL_NAMES)
+        ):
+            # An anomaly detector learns from normal rows: a guessed label would lose a feature.
+            self.assume(
+                "No label column named: every row is treated as normal reading for training; "
+                "name one (e.g. 'label column state') to check detection on known anomalies."
+            )
+            return Dataset(kind=DatasetKind.CSV, path=ref.path, label_column=None), head
         elif head is not None:
             column, why = _guess_label_column(head)
             self.assume(f"No label column named: using '{column}' because {why}.")
@@ -1737,8 +1746,9 @@ class _Plan:
         features = None
         if (m := _FEATURES.search(masked)) is not None:
             features = _to_int(m.group(1))
-        if head is not None and dataset.label_column is not None:
-            count = sum(1 for h in head.header if h.lower() != dataset.label_column.lower())
+        if head is not None:
+            label = (dataset.label_column or "").lower()
+            count = sum(1 for h in head.header if h.lower() != label)
             if count > 0:
                 if window and axes and window * axes == count:
                     return [window, axes]
