@@ -223,3 +223,53 @@ def register(server: TinyForgeServer) -> None:
             "TinyForge: building",
             lambda p, c: {"report": pipeline.build(project, progress=p, cancel=c).report},
         )
+
+    # -- for the VS Code client: status bar, inspect report, PlatformIO ------------------------
+
+    @server.command("tinyforge.projectStatus")
+    def project_status(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        from tinyforge.lsp.editor_views import project_status
+
+        try:
+            return project_status(ls, list(args))
+        except TinyForgeError as exc:
+            return _error(exc)
+
+    @server.command("tinyforge.inspect")
+    async def inspect(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        from tinyforge.lsp.editor_views import inspect
+
+        try:
+            return await asyncio.to_thread(inspect, ls, list(args))
+        except TinyForgeError as exc:
+            return _error(exc)
+
+    @server.command("tinyforge.pio")
+    async def pio(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        """`pio run` (args: project, "build" | "upload") with progress and cancel."""
+        try:
+            project = _project(list(args), ls)
+        except TinyForgeError as exc:
+            return _error(exc)
+        target = str(args[1]) if len(args) > 1 and args[1] else "build"
+        if target not in ("build", "upload"):
+            return _error(TinyForgeError(f"Unknown PlatformIO target '{target}'."))
+
+        def work(progress: LspProgress, cancel: threading.Event) -> dict[str, Any]:
+            cmd = jobs.python_command("-m", "platformio", "run", "-d", str(project))
+            if target == "upload":
+                cmd += ["-t", "upload"]
+            progress.stage(target, 1, 1)
+
+            def on_line(line: str) -> None:
+                progress.log(line)
+                if line.strip():
+                    progress.update(None, line.strip()[:100])
+
+            result = jobs.run(cmd, cwd=project, on_line=on_line, cancel=cancel)
+            if not result.ok:
+                raise TinyForgeError(f"pio run failed:\n{result.tail_text(15)}")
+            return {"target": target, "seconds": round(result.seconds, 2)}
+
+        title = "TinyForge: uploading" if target == "upload" else "TinyForge: PlatformIO build"
+        return await long_job(ls, title, work)

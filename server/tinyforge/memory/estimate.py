@@ -55,6 +55,7 @@ class LayerInfo:
 
 @dataclass
 class StaticEstimate:
+    model: TfliteModel
     head: HeadPlan
     host: ArenaSimulation  # the 64-bit host build of the tflite-micro package
     target: ArenaSimulation  # a 32-bit MCU
@@ -81,7 +82,12 @@ class StaticEstimate:
         if not live:
             return None
         biggest = max(live, key=lambda b: b.size)
-        return f"{biggest.label} = {biggest.nbytes / 1024:.1f} KB"
+        if biggest.tensor is None:
+            return f"{biggest.label} = {biggest.nbytes / 1024:.1f} KB"
+        tensor = self.model.tensors[biggest.tensor]
+        dims = "×".join(str(d) for d in tensor.shape if d != 1) or "1"
+        name = layer_name(tensor.name) or f"tensor {tensor.index}"
+        return f"{name} output {dims} {tensor.dtype} = {tensor.nbytes / 1024:.1f} KB"
 
 
 def estimate_model(model: TfliteModel) -> StaticEstimate:
@@ -92,6 +98,7 @@ def estimate_model(model: TfliteModel) -> StaticEstimate:
     host = simulate_arena(model, HOST_64, head, costs)
     target = simulate_arena(model, TARGET_32, head, costs)
     estimate = StaticEstimate(
+        model=model,
         head=head,
         host=host,
         target=target,
