@@ -70,6 +70,21 @@ def _measured(ctx: ProjectContext, path: Path | None) -> dict[str, Any] | None:
     return None
 
 
+def _verdict(est: ModelEstimate, ctx: ProjectContext) -> Verdict | None:
+    """The estimate against the project's budget (None when no board is known)."""
+    if ctx.board is None or ctx.budget is None:
+        return None
+    largest = est.largest_activation()
+    return check_budget(
+        board=ctx.board,
+        budget=ctx.budget,
+        model_bytes=est.model_bytes_estimate,
+        arena_bytes_target=est.arena_bytes_target,
+        ops=est.ops,
+        largest_tensor=_describe(largest) if largest else None,
+    )
+
+
 def analyse(text: str, ctx: ProjectContext, path: Path | None = None) -> list[Analysis]:
     try:
         models = find_models(text, _hints(ctx))
@@ -82,19 +97,14 @@ def analyse(text: str, ctx: ProjectContext, path: Path | None = None) -> list[An
         except CannotInfer as exc:
             results.append(Analysis(model, None, exc, None))
             continue
-        verdict = None
-        if ctx.board is not None and ctx.budget is not None:
-            largest = est.largest_activation()
-            verdict = check_budget(
-                board=ctx.board,
-                budget=ctx.budget,
-                model_bytes=est.model_bytes_estimate,
-                arena_bytes_target=est.arena_bytes_target,
-                ops=est.ops,
-                largest_tensor=_describe(largest) if largest else None,
-            )
         results.append(
-            Analysis(model, est, None, verdict, _measured(ctx, path) if len(models) == 1 else None)
+            Analysis(
+                model,
+                est,
+                None,
+                _verdict(est, ctx),
+                _measured(ctx, path) if len(models) == 1 else None,
+            )
         )
     return results
 
@@ -316,14 +326,8 @@ def _shrink_edits(
             est = estimate(trial)
         except CannotInfer:
             return None
-        verdict = check_budget(
-            board=ctx.board,
-            budget=ctx.budget,
-            model_bytes=est.model_bytes_estimate,
-            arena_bytes_target=est.arena_bytes_target,
-            ops=est.ops,
-        )
-        if verdict.fits:
+        verdict = _verdict(est, ctx)
+        if verdict is not None and verdict.fits:
             edits = []
             for i, layer, key in candidates:
                 line, col, end_line, end_col = layer.literal_ranges[key]
