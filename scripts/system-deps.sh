@@ -5,6 +5,13 @@ needed=()
 command -v g++ >/dev/null || needed+=(g++)
 # Headless Neovim: an LSP client nobody here wrote, for tests/lsp/test_neovim.py.
 command -v nvim >/dev/null || needed+=(neovim)
+# The VS Code extension's editor tests (tests/editor): headless Chromium drives code-server, whose
+# npm install compiles native modules against these headers and takes ripgrep from Debian.
+command -v chromium >/dev/null || needed+=(chromium)
+command -v rg >/dev/null || needed+=(ripgrep)
+for pkg in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || needed+=("$pkg")
+done
 if [ ${#needed[@]} -eq 0 ]; then
   exit 0
 fi

@@ -18,6 +18,11 @@ from tinyforge.boards import (
 )
 from tinyforge.errors import UnknownBoardError
 
+PIOARDUINO = (
+    "https://github.com/pioarduino/platform-espressif32/releases/download/55.03.311/"
+    "platform-espressif32.zip"
+)
+
 # fmt: off
 REQUIRED_IDS = [
     "nano33ble", "esp32dev", "esp32cam", "esp32-s3-devkitc-1", "seeed_xiao_esp32s3", "pico",
@@ -86,7 +91,7 @@ def test_board_fields_are_sane(board: Board) -> None:
     assert board.cpu in CPUS
     assert board.name and board.vendor and board.mcu and board.platform
     assert isinstance(board.aliases, tuple) and board.aliases
-    # A PlatformIO lib_deps entry: owner/name with a version constraint.
+    # owner/name with a version constraint (a lib_deps entry, or the version a core bundles).
     owner_name, _, version = board.tflm_library.partition("@")
     assert owner_name.count("/") == 1 and version
 
@@ -116,9 +121,9 @@ def test_psram(board_id: str, psram: int) -> None:
     ("board_id", "platform", "family", "cpu"),
     [
         ("nano33ble", "nordicnrf52", "nrf52", "cortex-m4f"),
-        ("esp32dev", "espressif32", "esp32", "xtensa-lx6"),
-        ("seeed_xiao_esp32s3", "espressif32", "esp32s3", "xtensa-lx7"),
-        ("esp32-c3-devkitm-1", "espressif32", "esp32c3", "riscv32"),
+        ("esp32dev", PIOARDUINO, "esp32", "xtensa-lx6"),
+        ("seeed_xiao_esp32s3", PIOARDUINO, "esp32s3", "xtensa-lx7"),
+        ("esp32-c3-devkitm-1", PIOARDUINO, "esp32c3", "riscv32"),
         ("pico", "raspberrypi", "rp2040", "cortex-m0plus"),
         ("nucleo_l476rg", "ststm32", "stm32l4", "cortex-m4f"),
         ("disco_f746ng", "ststm32", "stm32f7", "cortex-m7"),
@@ -130,10 +135,12 @@ def test_platform_family_cpu(board_id: str, platform: str, family: str, cpu: str
     assert (board.platform, board.family, board.cpu) == (platform, family, cpu)
 
 
-def test_esp32_families_use_an_esp32_tflm_build_and_others_the_arduino_one() -> None:
+def test_esp32_families_use_espressifs_tflm_and_others_the_arduino_one() -> None:
     for board in all_boards():
-        if board.family in {"esp32", "esp32s3"}:
-            assert board.tflm_library.startswith("tanakamasayuki/TensorFlowLite_ESP32@")
+        if board.family.startswith("esp32"):
+            # Bundled in the Arduino-ESP32 3.x core, which only the pioarduino platform ships.
+            assert board.tflm_library.startswith("espressif/esp-tflite-micro@")
+            assert board.platform == PIOARDUINO
         else:
             assert board.tflm_library.startswith("spaziochirale/Chirale_TensorFLowLite@")
 

@@ -279,7 +279,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print_inspect(report)
-    return 3 if report.get("fits") is False or report.get("unsupported_ops") else 0
+    # 3: does not fit, or cannot run / cannot be sized as it stands (see problems).
+    return 3 if report.get("fits") is False or report.get("problems") else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

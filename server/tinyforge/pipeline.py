@@ -26,11 +26,13 @@ from tinyforge.convert import c_array
 from tinyforge.convert.keras_worker import decide
 from tinyforge.errors import StageError, TinyForgeError
 from tinyforge.generate import ARTIFACTS_DIR, MAIN_CPP, MODEL_DATA_CC, MODEL_DATA_H
+from tinyforge.generate.firmware import firmware_arena_bytes
 from tinyforge.memory.measure import measure_arena, run_tflm
 from tinyforge.memory.target import target_arena_bytes
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
 from tinyforge.plan import get_planner
 from tinyforge.progress import NullProgress, Progress
+from tinyforge.repair.failure import clear_failure, record_failure
 from tinyforge.spec import DatasetKind, ProjectSpec
 from tinyforge.train import run_training
 
@@ -49,11 +51,38 @@ def plan(
     board: str | None = None,
     default_board: str | None = None,
     planner: str = "offline",
+    planner_options: dict[str, Any] | None = None,
+    notices: list[str] | None = None,
 ) -> ProjectSpec:
-    """`board` overrides the request; `default_board` (a setting) applies when it names none."""
+    """`board` overrides the request; `default_board` (a setting) applies when it names none.
+
+    `planner_options` configure an LLM planner (api_key, model); what the planner wants the
+    user to know (e.g. "no API key: planned offline") is appended to `notices`.
+    """
+    return plan_with(
+        get_planner(planner, **(planner_options or {})),
+        request,
+        board=board,
+        default_board=default_board,
+        notices=notices,
+    )
+
+
+def plan_with(
+    planner: Any,
+    request: str,
+    *,
+    board: str | None = None,
+    default_board: str | None = None,
+    notices: list[str] | None = None,
+) -> ProjectSpec:
     if board is None and default_board and not find_board_mentions(request):
         board = default_board
-    return get_planner(planner).plan(request, board=board)
+    try:
+        return planner.plan(request, board=board)
+    finally:
+        if notices is not None:
+            notices += getattr(planner, "notices", [])
 
 
 def new_project(
@@ -64,8 +93,14 @@ def new_project(
     default_board: str | None = None,
     planner: str = "offline",
     force: bool = False,
+    planner_options: dict[str, Any] | None = None,
+    notices: list[str] | None = None,
 ) -> tuple[ProjectSpec, generate.WriteResult]:
-    """Plan a request and write a new project folder. Nothing is written when planning fails."""
+    """Plan a request and write a new project folder. Nothing is written when planning fails.
+
+    A planner that can design the model (Claude) proposes train.py's build_model; it is
+    written only after the static checks against the budget and the TFLM op list pass.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TinyForgeError(f"{out} exists and is not a folder.")
@@ -74,15 +109,35 @@ def new_project(
             f"{out} is not empty: choose another folder, or pass --force to regenerate into it "
             "(files you changed are kept)."
         )
-    spec = plan(request, board=board, default_board=default_board, planner=planner)
+    notices = notices if notices is not None else []
+    planner_obj = get_planner(planner, **(planner_options or {}))
+    spec = plan_with(
+        planner_obj, request, board=board, default_board=default_board, notices=notices
+    )
     spec = relocate_dataset(spec, out)
     created = not out.exists()
     try:
-        return spec, generate.write_project(spec, out)
+        written = generate.write_project(spec, out)
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+    _propose_model(planner_obj, spec, out, notices)
+    return spec, written
+
+
+def _propose_model(planner: Any, spec: ProjectSpec, out: Path, notices: list[str]) -> None:
+    propose = getattr(planner, "propose_model", None)
+    if propose is None:
+        return
+    script = out / generate.TRAIN_SCRIPT
+    before = len(getattr(planner, "notices", []))
+    proposal = propose(spec, script.read_text(encoding="utf-8"))
+    notices += getattr(planner, "notices", [])[before:]
+    if proposal is not None:
+        # Written outside the manifest on purpose: the design is the user's from now on, so
+        # a later spec change keeps it (TinyForge's version then goes beside it).
+        script.write_text(proposal.train_source, encoding="utf-8")
 
 
 def relocate_dataset(spec: ProjectSpec, out: Path) -> ProjectSpec:
@@ -192,8 +247,17 @@ def build(
     spec = _fit_input_shape_to_csv(spec, summary, project_dir)
     if not train and not (project_dir / ARTIFACTS_DIR / "metrics.json").is_file():
         raise StageError("convert", f"No trained model in {project_dir}: train it first.")
-    with all_or_nothing(project_dir):
-        return _build(project_dir, spec, board, summary, progress or NullProgress(), cancel, train)
+    try:
+        with all_or_nothing(project_dir):
+            result = _build(
+                project_dir, spec, board, summary, progress or NullProgress(), cancel, train
+            )
+    except StageError as exc:
+        # The project was restored; the failure is kept beside it for `tinyforge repair`.
+        record_failure(project_dir, exc)
+        raise
+    clear_failure(project_dir)
+    return result
 
 
 def _build(
@@ -262,6 +326,8 @@ def _build(
             "arena_bytes": verified["arena"].arena_bytes,
             "arena_bytes_recorded": verified["arena"].recorded_total,
             "arena_bytes_target": verified["arena_bytes_target"],
+            # kTensorArenaSize in src/main.cpp: the measurement plus the firmware's margin.
+            "arena_bytes_firmware": firmware_arena_bytes(verified["arena"].arena_bytes),
             "ops": model.op_counts(),
             "ram_bytes_estimate": verdict.ram_bytes_estimate,
             "flash_bytes_estimate": verdict.flash_bytes_estimate,
@@ -395,10 +461,8 @@ def _emit(
             sample_ctype=c_array.c_type(sample.dtype),
             sample_array=c_array.numbers(sample.reshape(-1).tolist()),
         ),
-        MAIN_CPP: generate.render(
-            "main.cpp.j2",
+        MAIN_CPP: generate.render_main_cpp(
             board=board,
-            umbrella_header=generate.umbrella_header(board),
             model_bytes=len(tflite_bytes),
             quantization=spec.quantization.value,
             labels=classes or [str(i) for i in range(spec.num_classes or 2)],
@@ -424,7 +488,11 @@ def train_only(
     spec = ProjectSpec.load(project_dir)
     datasets.validate(spec, project_dir)
     progress = progress or NullProgress()
-    with all_or_nothing(project_dir):
-        generate.write_project(spec, project_dir)
-        progress.stage("train", 1, 1)
-        return run_training(project_dir, progress, cancel)
+    try:
+        with all_or_nothing(project_dir):
+            generate.write_project(spec, project_dir)
+            progress.stage("train", 1, 1)
+            return run_training(project_dir, progress, cancel)
+    except StageError as exc:
+        record_failure(project_dir, exc)
+        raise

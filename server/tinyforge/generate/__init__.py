@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from tinyforge.boards import Board, get_board
+from tinyforge.generate import firmware
 from tinyforge.generate.architecture import (
     ARENA_SHARE,
     FLASH_SHARE,
@@ -29,13 +30,6 @@ PLATFORMIO_INI = "platformio.ini"
 MAIN_CPP = "src/main.cpp"
 MODEL_DATA_H = "lib/model/model_data.h"
 MODEL_DATA_CC = "lib/model/model_data.cc"
-
-# The umbrella header each TFLM library for Arduino asks sketches to include first.
-UMBRELLA_HEADERS = {
-    "TensorFlowLite_ESP32": "TensorFlowLite_ESP32.h",
-    "Chirale_TensorFLowLite": "Chirale_TensorFlowLite.h",
-    "Arduino_TensorFlowLite": "TensorFlowLite.h",
-}
 
 
 @cache
@@ -53,11 +47,37 @@ def render(template: str, **context: object) -> str:
     return _env().get_template(template).render(**context)
 
 
-def umbrella_header(board: Board) -> str:
-    for key, header in UMBRELLA_HEADERS.items():
-        if key.lower() in board.tflm_library.lower():
-            return header
-    return "TensorFlowLite.h"
+def render_main_cpp(
+    *,
+    board: Board,
+    model_bytes: int,
+    quantization: str,
+    labels: list[str],
+    arena_bytes: int,
+    arena_target_bytes: int,
+    resolver_methods: list[str],
+    threshold: float | None = None,
+) -> str:
+    """src/main.cpp for a measured arena (`arena_bytes`, the host TFLM measurement); an
+    anomaly detector's `threshold` makes it print normal/anomaly instead of a class."""
+    arena_size = firmware.firmware_arena_bytes(arena_bytes)
+    return render(
+        "main.cpp.j2",
+        board=board,
+        umbrella_header=firmware.umbrella_header(board),
+        model_bytes=model_bytes,
+        quantization=quantization,
+        labels=labels,
+        arena_bytes=arena_bytes,
+        arena_margin_bytes=firmware.arena_margin_bytes(arena_bytes),
+        arena_size=arena_size,
+        arena_target_bytes=arena_target_bytes,
+        arena_in_heap=firmware.arena_in_heap(board, arena_size),
+        static_arena_limit=firmware.static_arena_limit(board),
+        heap_macro=firmware.ARENA_HEAP_MACRO,
+        resolver_methods=resolver_methods,
+        threshold=threshold,
+    )
 
 
 def expected_classes(spec: ProjectSpec, project_dir: Path) -> list[str] | None:
@@ -138,7 +158,15 @@ def render_project(spec: ProjectSpec, project_dir: Path) -> dict[str, str]:
 def render_platformio_ini(spec: ProjectSpec, board: Board) -> str:
     ram = spec.budget.ram_bytes if spec.budget.ram_bytes < board.ram_bytes else None
     flash = spec.budget.flash_bytes if spec.budget.flash_bytes < board.flash_bytes else None
-    return render("platformio.ini.j2", board=board, ram_override=ram, flash_override=flash)
+    return render(
+        "platformio.ini.j2",
+        board=board,
+        ram_override=ram,
+        flash_override=flash,
+        tflm_lib_deps=firmware.tflm_lib_deps(board),
+        tflm_bundled_in=firmware.BUNDLED_TFLM.get(firmware.tflm_package(board)),
+        extra_flags=firmware.extra_build_flags(board),
+    )
 
 
 def _wrap_docstring(text: str, width: int = 92) -> str:
@@ -167,8 +195,8 @@ __all__ = [
     "WriteResult",
     "plan_model",
     "render",
+    "render_main_cpp",
     "render_project",
-    "umbrella_header",
     "write_generated",
     "write_project",
 ]

@@ -2,7 +2,10 @@
 
 `.tinyforge/manifest.json` records the hash of every file as TinyForge last wrote it. A file
 whose content still has that hash is ours to refresh; a file the user changed (or wrote
-themselves) is kept, and the new version goes beside it as `<name>.tinyforge-new`.
+themselves) is kept, and the new version goes beside it as `<name>.tinyforge-new`; unless the
+file has regenerated sections (`generate.sections`): then only those are refreshed in place and
+the user's lines around them stay. The manifest keeps the hash of the pure generated text, so a
+merged file is never mistaken for an untouched one (and fully overwritten) later.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tinyforge.generate import sections
 
 MANIFEST = Path(".tinyforge") / "manifest.json"
 NEW_SUFFIX = ".tinyforge-new"
@@ -25,11 +30,15 @@ class WriteResult:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # user's edits preserved; new copy beside them
+    merged: list[str] = field(default_factory=list)  # user's edits kept, TinyForge sections new
 
     def describe_kept(self) -> list[str]:
         return [
             f"kept your edited {name}; TinyForge's new version is in {name}{NEW_SUFFIX}"
             for name in self.kept
+        ] + [
+            f"kept your edits to {name}; refreshed only its TinyForge sections"
+            for name in self.merged
         ]
 
 
@@ -75,6 +84,18 @@ def write_generated(
                 result.unchanged.append(relpath)
                 continue
             if not force and not is_pristine(project_dir, relpath, manifest):
+                merged = sections.merge(current, text) if current is not None else None
+                if merged is not None:
+                    manifest[relpath] = _digest(text)
+                    if merged != current:
+                        path.write_text(merged, encoding="utf-8")
+                        result.merged.append(relpath)
+                    else:
+                        result.unchanged.append(relpath)
+                    stale = project_dir / (relpath + NEW_SUFFIX)
+                    if stale.exists():
+                        stale.unlink()
+                    continue
                 (project_dir / (relpath + NEW_SUFFIX)).write_text(text, encoding="utf-8")
                 result.kept.append(relpath)
                 continue

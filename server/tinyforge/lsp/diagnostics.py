@@ -168,7 +168,11 @@ def ini_diagnostics(text: str, uri: str, default_board: str | None) -> list[lsp.
                 )
             )
         deps = env.options.get("lib_deps", "").lower()
-        if spec_file.is_file() and not any(h in deps for h in TFLM_LIBRARY_HINTS):
+        # ESP32 boards get TFLM from their Arduino core: an empty lib_deps is right for them.
+        from tinyforge.generate.firmware import is_bundled
+
+        bundled = is_bundled(board)
+        if spec_file.is_file() and not bundled and not any(h in deps for h in TFLM_LIBRARY_HINTS):
             dep_line = find_key_line(lines, "lib_deps", f"env:{env.name}")
             at = dep_line if dep_line is not None else line
             found.append(

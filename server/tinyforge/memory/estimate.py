@@ -87,7 +87,8 @@ class StaticEstimate:
         tensor = self.model.tensors[biggest.tensor]
         dims = "×".join(str(d) for d in tensor.shape if d != 1) or "1"
         name = layer_name(tensor.name) or f"tensor {tensor.index}"
-        return f"{name} output {dims} {tensor.dtype} = {tensor.nbytes / 1024:.1f} KB"
+        role = "model input" if biggest.tensor in self.model.inputs else "output"
+        return f"{name} {role} {dims} {tensor.dtype} = {tensor.nbytes / 1024:.1f} KB"
 
 
 def estimate_model(model: TfliteModel) -> StaticEstimate:

@@ -200,8 +200,8 @@ def inspect_model(
         report = _keras_report(model_path, measure=measure, quantization=quantization)
     else:
         report = tflite_report(load_tflite(model_path), model_path, measure=measure)
-    report["model"] = str(model_path)
-    report["format"] = kind
+    # Name and kind first, for a reader of the JSON.
+    report = {"model": str(model_path), "format": kind, **report}
     _add_budget(report, choice)
     report.setdefault("seconds", {})["total"] = round(time.monotonic() - started, 3)
     return report

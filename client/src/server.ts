@@ -1,0 +1,159 @@
+// The language server's lifecycle: interpreter, start, restart, settings and secrets it gets.
+import * as os from 'node:os';
+import * as vscode from 'vscode';
+import {
+  ExecuteCommandRequest,
+  LanguageClient,
+  LanguageClientOptions,
+  RevealOutputChannelOn,
+  ServerOptions,
+  State,
+} from 'vscode-languageclient/node';
+import { expandInterpreterSetting, Interpreter, resolveInterpreter } from './interpreter';
+import { canRunServer, ensureManagedEnv, pythonExtensionInterpreter } from './managedEnv';
+import { NotificationProgressFeature, ProgressEvent } from './progress';
+
+export const API_KEY_SECRET = 'tinyforge.anthropicApiKey';
+
+/** The settings the server reads (initializationOptions and didChangeConfiguration). */
+export function serverSettings(): Record<string, unknown> {
+  const c = vscode.workspace.getConfiguration('tinyforge');
+  return {
+    board: c.get<string>('board', ''),
+    planner: c.get<string>('planner', 'offline'),
+    arenaMargin: c.get<number>('arenaMargin', 0),
+    claude: { model: c.get<string>('claude.model', '') },
+  };
+}
+
+export class ServerManager implements vscode.Disposable {
+  client: LanguageClient | undefined;
+  interpreter: Interpreter | undefined;
+  /** Names of the environment variables given to the server beyond the editor's own (never values). */
+  extraEnv: string[] = [];
+  readonly progressEvents: ProgressEvent[] = [];
+  private readonly onProgressEmitter = new vscode.EventEmitter<ProgressEvent>();
+  readonly onProgress = this.onProgressEmitter.event;
+  private readonly onReadyEmitter = new vscode.EventEmitter<void>();
+  readonly onReady = this.onReadyEmitter.event;
+  private starting: Promise<void> | undefined;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    readonly output: vscode.OutputChannel,
+  ) {}
+
+  get running(): boolean {
+    return this.client?.state === State.Running;
+  }
+
+  /** Start once; concurrent callers share the same start. */
+  start(): Promise<void> {
+    if (!this.starting) {
+      this.starting = this.doStart().catch((err) => {
+        this.starting = undefined;
+        throw err;
+      });
+    }
+    return this.starting;
+  }
+
+  async ready(): Promise<LanguageClient> {
+    await this.start();
+    if (!this.client) {
+      throw new Error('The TinyForge server is not running.');
+    }
+    return this.client;
+  }
+
+  private async doStart(): Promise<void> {
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    this.interpreter = await resolveInterpreter({
+      setting: () =>
+        expandInterpreterSetting(
+          vscode.workspace.getConfiguration('tinyforge', folder?.uri).get<string>('python.interpreter', ''),
+          folder?.uri.fsPath,
+          os.homedir(),
+        ),
+      pythonExtension: () => pythonExtensionInterpreter(folder?.uri),
+      hasServer: (python) => canRunServer(python, this.output),
+      managed: () => ensureManagedEnv(this.context, this.output),
+      log: (message) => this.output.appendLine(`[tinyforge] ${message}`),
+    });
+    this.output.appendLine(`[tinyforge] server interpreter: ${this.interpreter.python} (${this.interpreter.source})`);
+
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
+    this.extraEnv = ['PYTHONUNBUFFERED'];
+    const key = await this.context.secrets.get(API_KEY_SECRET);
+    if (key) {
+      env.ANTHROPIC_API_KEY = key;
+      this.extraEnv.push('ANTHROPIC_API_KEY');
+    }
+    const model = vscode.workspace.getConfiguration('tinyforge').get<string>('claude.model', '');
+    if (model) {
+      env.TINYFORGE_CLAUDE_MODEL = model;
+      this.extraEnv.push('TINYFORGE_CLAUDE_MODEL');
+    }
+    const serverOptions: ServerOptions = {
+      command: this.interpreter.python,
+      args: ['-m', 'tinyforge.lsp'],
+      options: { env, cwd: folder?.uri.fsPath },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [
+        { scheme: 'file', language: 'python' },
+        { scheme: 'file', pattern: '**/tinyforge.toml' },
+        { scheme: 'file', pattern: '**/platformio.ini' },
+      ],
+      initializationOptions: { tinyforge: serverSettings() },
+      synchronize: { configurationSection: 'tinyforge' },
+      outputChannel: this.output,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+    };
+    const client = new LanguageClient('tinyforge', 'TinyForge', serverOptions, clientOptions);
+    client.registerFeature(
+      new NotificationProgressFeature(client, (e) => {
+        this.progressEvents.push(e);
+        this.onProgressEmitter.fire(e);
+      }),
+    );
+    this.client = client;
+    await client.start();
+    this.onReadyEmitter.fire();
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    this.starting = undefined;
+    if (client) {
+      try {
+        await client.stop(5000);
+      } catch (err) {
+        this.output.appendLine(`[tinyforge] stopping the server: ${String(err)}`);
+      }
+    }
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  /** workspace/executeCommand on the server (its commands are the pipeline's stages). */
+  async execute<T = Record<string, unknown>>(command: string, ...args: unknown[]): Promise<T> {
+    const client = await this.ready();
+    return (await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args })) as T;
+  }
+
+  /** The commands the running server advertises. */
+  serverCommands(): string[] {
+    return this.client?.initializeResult?.capabilities.executeCommandProvider?.commands ?? [];
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.onProgressEmitter.dispose();
+    this.onReadyEmitter.dispose();
+  }
+}

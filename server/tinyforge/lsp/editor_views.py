@@ -1,0 +1,271 @@
+"""What the VS Code client shows outside the text: the status-bar figures and the inspect report.
+
+Both come from the project a file belongs to (the nearest tinyforge.toml or platformio.ini):
+measured figures from report.json when a build is newer than the training script, else the
+static estimate of the model script (the open document's text when it is open). Plain dicts,
+so any client can render them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tinyforge.errors import TinyForgeError
+from tinyforge.lsp.documents import doc_path
+from tinyforge.lsp.server import TinyForgeServer
+from tinyforge.project import ProjectContext, load_context
+
+MODEL_SUFFIXES = (".tflite", ".onnx", ".keras", ".h5")
+
+
+def _path_arg(arg: Any) -> Path | None:
+    if not isinstance(arg, str) or not arg:
+        return None
+    return doc_path(arg) if arg.startswith("file:") else Path(arg)
+
+
+def _start(server: TinyForgeServer, args: list[Any]) -> Path:
+    path = _path_arg(args[0]) if args else None
+    if path is not None:
+        return path
+    for folder in server.workspace.folders.values():
+        found = doc_path(folder.uri)
+        if found is not None:
+            return found
+    return Path.cwd()
+
+
+def _script(server: TinyForgeServer, path: Path, ctx: ProjectContext) -> tuple[Path, str] | None:
+    """The model script: `path` when it is a .py file (its open text first), else train.py."""
+    candidates = []
+    if path.suffix == ".py":
+        candidates.append(path)
+    if ctx.root is not None:
+        candidates.append(ctx.root / "train.py")
+    for script in candidates:
+        uri = script.as_uri()
+        if uri in server.workspace.text_documents:
+            return script, server.workspace.get_text_document(uri).source
+        try:
+            return script, script.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def _build_report(ctx: ProjectContext) -> dict[str, Any] | None:
+    """report.json of the project's last build, when it is newer than its train.py."""
+    if ctx.root is None:
+        return None
+    report, script = ctx.root / "report.json", ctx.root / "train.py"
+    try:
+        if report.is_file() and (
+            not script.is_file() or report.stat().st_mtime >= script.stat().st_mtime
+        ):
+            data = json.loads(report.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _history(ctx: ProjectContext, measured: dict[str, Any] | None) -> dict[str, list[float]] | None:
+    if measured and isinstance(measured.get("history"), dict):
+        return measured["history"]
+    if ctx.root is None:
+        return None
+    metrics = ctx.root / "artifacts" / "metrics.json"
+    try:
+        history = json.loads(metrics.read_text(encoding="utf-8")).get("history")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return history if isinstance(history, dict) else None
+
+
+def project_status(server: TinyForgeServer, args: list[Any]) -> dict[str, Any]:
+    """Board, RAM and flash (estimate or measured) against the budget, for the status bar."""
+    from tinyforge.lsp.model_checks import analyse
+
+    path = _start(server, args)
+    ctx = load_context(path, server.settings.board)
+    status: dict[str, Any] = {
+        "ok": True,
+        "root": str(ctx.root) if ctx.root else None,
+        "source": ctx.source,
+        "board": ctx.board.id if ctx.board else None,
+        "board_name": ctx.board.name if ctx.board else None,
+        "ram_budget": ctx.budget.ram_bytes if ctx.budget else None,
+        "flash_budget": ctx.budget.flash_bytes if ctx.budget else None,
+        "ram_bytes_estimate": None,
+        "flash_bytes_estimate": None,
+        "arena_bytes": None,
+        "fits": None,
+        "measured": False,
+        "model_file": None,
+        "problems": list(ctx.problems),
+    }
+    if ctx.board is None:
+        return status
+    measured = _build_report(ctx)
+    if measured is not None and measured.get("board") in (None, ctx.board.id):
+        status.update(
+            ram_bytes_estimate=measured.get("ram_bytes_estimate"),
+            flash_bytes_estimate=measured.get("flash_bytes_estimate"),
+            arena_bytes=measured.get("arena_bytes_target"),
+            fits=measured.get("fits"),
+            measured=True,
+            model_file=str(ctx.root / "model.tflite") if ctx.root else None,
+        )
+        budget = measured.get("budget") or {}
+        status["ram_budget"] = budget.get("ram_bytes", status["ram_budget"])
+        status["flash_budget"] = budget.get("flash_bytes", status["flash_budget"])
+        return status
+    found = _script(server, path, ctx)
+    if found is None:
+        return status
+    script, text = found
+    for a in analyse(text, ctx):
+        if a.verdict is None or a.estimate is None:
+            continue
+        status.update(
+            ram_bytes_estimate=a.verdict.ram_bytes_estimate,
+            flash_bytes_estimate=a.verdict.flash_bytes_estimate,
+            arena_bytes=a.estimate.arena_bytes_target,
+            fits=a.verdict.fits,
+            model_file=str(script),
+        )
+        break
+    return status
+
+
+def _static_layers(analysis: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": fig.index,
+            "name": f"{fig.class_name} (line {layer.line + 1})",
+            "op": fig.op or "(folded)",
+            "output_shape": list(fig.out_shape),
+            "params_bytes": fig.param_bytes,
+            "activation_bytes": fig.activation_bytes,
+            "macs": fig.macs,
+        }
+        for fig, layer in zip(analysis.estimate.layers, analysis.model.layers, strict=True)
+    ]
+
+
+def _inspect_module() -> Any | None:
+    """`tinyforge inspect` (memory/inspect.py) when this version of the package has it."""
+    try:
+        from tinyforge.memory import inspect as inspect_module
+    except ImportError:
+        return None
+    return inspect_module if hasattr(inspect_module, "inspect_model") else None
+
+
+def inspect_file(server: TinyForgeServer, path: Path) -> dict[str, Any]:
+    """The inspect report of a .tflite/.onnx/.keras file (measured in TFLM)."""
+    from tinyforge.project import find_project_root
+
+    module = _inspect_module()
+    if module is None:
+        raise TinyForgeError(
+            "This TinyForge server cannot inspect model files yet (no `tinyforge inspect`)."
+        )
+    root = find_project_root(path)
+    board = None if root is not None else server.settings.board
+    report = module.inspect_model(path, board=board, project=root)
+    report.update(
+        ok=True,
+        kind="model",
+        title=path.name,
+        measured=report.get("arena_bytes") is not None,
+        history=None,
+    )
+    return report
+
+
+def inspect_project(server: TinyForgeServer, path: Path) -> dict[str, Any]:
+    """Per-layer figures of the project's model plus its training curves."""
+    from tinyforge.lsp.model_checks import analyse
+
+    ctx = load_context(path, server.settings.board)
+    measured = _build_report(ctx)
+    report: dict[str, Any] = {
+        "ok": True,
+        "kind": "project",
+        "title": ctx.root.name if ctx.root else path.name,
+        "root": str(ctx.root) if ctx.root else None,
+        "board": ctx.board.id if ctx.board else None,
+        "budget": {"ram_bytes": ctx.budget.ram_bytes, "flash_bytes": ctx.budget.flash_bytes}
+        if ctx.budget
+        else None,
+        "measured": measured is not None,
+        "layers": [],
+        "history": _history(ctx, measured),
+        "notes": [],
+        "problems": list(ctx.problems),
+    }
+    found = _script(server, path, ctx)
+    if found is not None:
+        script, text = found
+        report["model"] = str(script)
+        for a in analyse(text, ctx):
+            if a.problem is not None:
+                report["problems"].append(f"Cannot size {script.name} statically: {a.problem}")
+                continue
+            if a.estimate is None:
+                continue
+            report["layers"] = _static_layers(a)
+            report["arena_bytes_target"] = a.estimate.arena_bytes_target
+            report["model_bytes"] = a.estimate.model_bytes_estimate
+            report["notes"].append(
+                f"Per-layer figures: static estimate of {script.name} (int8, nothing executed)."
+            )
+            if a.verdict is not None:
+                report.update(
+                    ram_bytes_estimate=a.verdict.ram_bytes_estimate,
+                    flash_bytes_estimate=a.verdict.flash_bytes_estimate,
+                    ram_parts=a.verdict.ram_parts,
+                    flash_parts=a.verdict.flash_parts,
+                    fits=a.verdict.fits,
+                    violations=[v.__dict__ for v in a.verdict.violations],
+                )
+            break
+    if measured is not None:
+        for key in (
+            "ram_bytes_estimate",
+            "flash_bytes_estimate",
+            "ram_parts",
+            "flash_parts",
+            "fits",
+            "violations",
+            "model_bytes",
+            "arena_bytes",
+            "arena_bytes_target",
+            "budget",
+            "float_accuracy",
+            "int8_accuracy",
+            "tflm_accuracy",
+        ):
+            if key in measured:
+                report[key] = measured[key]
+        tflite = ctx.root / "model.tflite" if ctx.root else None
+        module = _inspect_module()
+        if tflite is not None and tflite.is_file() and module is not None:
+            try:
+                exact = module.inspect_model(tflite, project=ctx.root, measure=False)
+                report["layers"] = exact.get("layers") or report["layers"]
+                report["notes"] = [f"Per-layer figures: {tflite.name} (the converted model)."]
+            except TinyForgeError as exc:
+                report["notes"].append(f"Could not read {tflite.name}: {exc}")
+        report["notes"].append("RAM and flash: measured by the last build (report.json).")
+    return report
+
+
+def inspect(server: TinyForgeServer, args: list[Any]) -> dict[str, Any]:
+    path = _start(server, args)
+    if path.suffix.lower() in MODEL_SUFFIXES and path.is_file():
+        return inspect_file(server, path)
+    return inspect_project(server, path)

@@ -1,0 +1,103 @@
+"""What failed: a build stage's error and log tail, a verdict over budget, or a static finding.
+
+A failed build leaves the project exactly as before (pipeline.all_or_nothing), so the failure
+itself is recorded beside it, in `.tinyforge/last-failure.json`, for `tinyforge repair` and the
+editor's repair command to read later. A build that completes clears it; its report.json then
+says whether the model fits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinyforge.errors import StageError
+
+RECORD = Path(".tinyforge") / "last-failure.json"
+REPORT = "report.json"
+LOG_LIMIT = 12_000  # characters of a log kept: the end, where compilers and TFLM say why
+
+
+@dataclass
+class Failure:
+    stage: str  # train | convert | measure | check (over budget) | deploy | log | static
+    message: str
+    log_tail: str = ""
+    source: str = ""  # where it was found: "last build", "report.json", "platformio.ini", ...
+    violations: list[dict[str, Any]] = field(default_factory=list)
+
+    def text(self) -> str:
+        return f"{self.message}\n{self.log_tail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def record_failure(project_dir: Path, exc: StageError) -> None:
+    """Keep a failed stage's message and log for the repairer (best effort, never raises)."""
+    data = {
+        "stage": exc.stage,
+        "message": str(exc),
+        "log_tail": (exc.log_tail or "")[-LOG_LIMIT:],
+        "time": time.time(),
+    }
+    path = Path(project_dir) / RECORD
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    except OSError:
+        pass  # a read-only project loses only the repair hint, not the error itself
+
+
+def clear_failure(project_dir: Path) -> None:
+    with contextlib.suppress(OSError):
+        (Path(project_dir) / RECORD).unlink(missing_ok=True)
+
+
+def load_failure(project_dir: Path) -> Failure | None:
+    try:
+        data = json.loads((Path(project_dir) / RECORD).read_text(encoding="utf-8"))
+        return Failure(
+            stage=str(data["stage"]),
+            message=str(data["message"]),
+            log_tail=str(data.get("log_tail", "")),
+            source="last build",
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load_report(project_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((Path(project_dir) / REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def failure_from_report(report: dict[str, Any]) -> Failure | None:
+    """A completed build whose model does not fit: its violations, with the figures."""
+    if report.get("fits") is not False:
+        return None
+    violations = [v for v in report.get("violations") or [] if isinstance(v, dict)]
+    message = "; ".join(str(v.get("message", "")) for v in violations) or "does not fit"
+    return Failure("check", message, source=REPORT, violations=violations)
+
+
+# Compilers and linkers say why in their *first* error; later lines are consequences.
+_FIRST_ERROR = re.compile(r"(?i)fatal error|\berror:|overflowed by|will not fit|didn't find op")
+_ANY_ERROR = re.compile(r"(?i)\b(error|failed|exception)\b")
+
+
+def failure_from_log(text: str, stage: str = "log") -> Failure:
+    """A log the user hands over (e.g. a PlatformIO build's output)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    telling = next((ln for ln in lines if _FIRST_ERROR.search(ln)), None)
+    telling = telling or next((ln for ln in reversed(lines) if _ANY_ERROR.search(ln)), None)
+    message = (telling or (lines[-1] if lines else "empty log")).strip()
+    return Failure(stage, message, text[-LOG_LIMIT:], source="log")

@@ -1,0 +1,489 @@
+"""Offline repair rules for the common failures, keyed on the text the tools really print.
+
+- unsupported op: TFLM's "Didn't find op for builtin opcode 'GELU'" (the verify stage says
+  "it uses op GELU, which this TFLM build ... does not implement") → the activation that
+  produces it is replaced by one TFLM runs, in train.py.
+- float model where int8 is needed: a float32 spec over budget (or a float type error) →
+  `quantization = "int8"` in tinyforge.toml (a quarter of the weights and of the arena).
+- arena/RAM or flash overflow: report.json's violations, or a linker's "region `RAM'
+  overflowed by N bytes" → train.py's filters/units scaled until the static estimator,
+  calibrated on the build's measured figures, says the model fits.
+- missing TFLM library: the compiler's "fatal error: TensorFlowLite.h: No such file or
+  directory", or a platformio.ini whose lib_deps has no TFLM library → the board's library
+  is added to lib_deps.
+
+A rule returns None when the failure is not its kind, and a Fix without edits when it knows the
+cause but no edit can cure it (e.g. the runtime alone is over the budget).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tinyforge.boards import Board, get_board
+from tinyforge.check import kb
+from tinyforge.errors import TinyForgeError
+from tinyforge.repair.failure import Failure
+from tinyforge.repair.fixes import FileEdit, Fix
+from tinyforge.spec import SPEC_FILENAME, ProjectSpec, Quantization
+
+TRAIN = "train.py"
+INI = "platformio.ini"
+EDITABLE = (TRAIN, SPEC_FILENAME, INI)
+
+# Activations TFLM lacks → the closest one it runs (checked against TFLM's own list again).
+ACTIVATION_REPLACEMENTS = {
+    "gelu": "relu",
+    "selu": "elu",
+    "softplus": "relu",
+    "mish": "relu",
+    "softsign": "tanh",
+    "hard_sigmoid": "sigmoid",
+}
+# Substrings that identify a TFLite Micro library in lib_deps (as the editor's check does).
+TFLM_LIBRARY_HINTS = ("tensorflowlite", "tflite", "tflm", "tensorflow")
+SHRINKABLE = {
+    "Conv1D": "filters",
+    "Conv2D": "filters",
+    "SeparableConv1D": "filters",
+    "SeparableConv2D": "filters",
+    "Dense": "units",
+}
+# Aim below the room left, so that a retrained model (whose size the estimate only
+# approximates) still fits.
+MARGIN = 0.9
+
+_MISSING_OP = (
+    re.compile(r"uses op (\w+), which this TFLM build"),
+    re.compile(r"Didn't find op for builtin opcode '(\w+)'"),
+    re.compile(r"becomes the (?:TFLite )?op (\w+), which TFLite Micro cannot run"),
+)
+_MISSING_HEADER = re.compile(
+    r"fatal error: ((?:TensorFlowLite\w*|Chirale_TensorFlowLite|tensorflow/lite/micro/[\w/]+)"
+    r"\.h): No such file or directory"
+)
+_LINKER_OVERFLOW = re.compile(
+    r"region [`'\"]?(?P<region>[\w.]+)['\"]? overflowed by (?P<bytes>\d+) bytes", re.IGNORECASE
+)
+_FLOAT_TYPE = re.compile(
+    r"(?i)hybrid models are not supported|type float32 \(1\) (?:is )?not supported|"
+    r"only int8.*supported|float32 model"
+)
+
+
+@dataclass
+class Project:
+    """What the rules read: the project's files as they are now, its spec, board, report."""
+
+    root: Path
+    files: dict[str, str] = field(default_factory=dict)
+    spec: ProjectSpec | None = None
+    board: Board | None = None
+    report: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, root: Path) -> Project:
+        from tinyforge.repair.failure import load_report
+
+        project = cls(Path(root))
+        for name in EDITABLE:
+            path = project.root / name
+            if path.is_file():
+                try:
+                    project.files[name] = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    project.problems.append(f"cannot read {name}: {exc}")
+        if SPEC_FILENAME in project.files:
+            try:
+                project.spec = ProjectSpec.from_toml_text(project.files[SPEC_FILENAME])
+                project.board = get_board(project.spec.board)
+            except TinyForgeError as exc:
+                project.problems.append(str(exc))
+        project.report = load_report(project.root)
+        return project
+
+
+Rule = Callable[[Failure, Project], Fix | None]
+
+
+# -- unsupported op ---------------------------------------------------------------------------
+
+
+def unsupported_op(failure: Failure, project: Project) -> Fix | None:
+    from tinyforge.memory.keras_layers import ACTIVATION_OPS
+    from tinyforge.memory.ops import tflm_supported_ops
+
+    text = failure.text()
+    missing = {m.group(1) for rx in _MISSING_OP for m in rx.finditer(text)}
+    if not missing:
+        return None
+    source = project.files.get(TRAIN)
+    if source is None or project.spec is None:
+        return None
+    supported = tflm_supported_ops()
+    layers = _activation_layers(source, project.spec)
+    replacements: list[tuple[int, int, str, str, str]] = []  # start, end, old, new, layer
+    for layer, act in layers:
+        op = ACTIVATION_OPS.get(act, f"ACTIVATION:{act}")
+        if op not in missing:
+            continue
+        new = ACTIVATION_REPLACEMENTS.get(act, "relu")
+        if ACTIVATION_OPS.get(new, "RELU") not in supported and new != "relu":
+            new = "relu"  # relu fuses into the layer before it: TFLM always runs it
+        span = _span_offsets(source, layer.line, layer.col, layer.end_line, layer.end_col)
+        for m in re.finditer(rf"\b{re.escape(act)}\b", source[span[0] : span[1]]):
+            start = span[0] + m.start()
+            replacements.append((start, start + len(act), act, new, layer.class_name))
+    if not replacements:
+        return None
+    after = source
+    for start, end, _old, new, _layer in sorted(replacements, reverse=True):
+        after = after[:start] + new + after[end:]
+    changes = sorted(
+        {f'{layer} activation "{old}" → "{new}"' for *_, old, new, layer in replacements}
+    )
+    ops = ", ".join(sorted(missing))
+    return Fix(
+        rule="unsupported-op",
+        title=f"Replace what TFLite Micro cannot run ({ops}) in {TRAIN}",
+        explanation=(
+            f"TFLM reported the op{'s' if len(missing) > 1 else ''} {ops} missing "
+            f"({failure.source or failure.stage}). In {TRAIN}: {'; '.join(changes)}. "
+            "Retrain with `tinyforge build`."
+        ),
+        edits=[FileEdit(TRAIN, source, after)],
+    )
+
+
+def _activation_layers(source: str, spec: ProjectSpec) -> list[tuple[Any, str]]:
+    from tinyforge.check.proposal import spec_hints
+    from tinyforge.memory.keras_source import find_models
+
+    try:
+        models = find_models(source, spec_hints(spec))
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    found = []
+    for model in models:
+        for layer in model.layers:
+            act = layer.config.get("activation")
+            if isinstance(act, str):
+                found.append((layer, act))
+    return found
+
+
+def _span_offsets(source: str, line: int, col: int, end_line: int, end_col: int) -> tuple[int, int]:
+    starts = [0]
+    for text_line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(text_line))
+    return starts[line] + col, starts[end_line] + end_col
+
+
+# -- float → int8 -----------------------------------------------------------------------------
+
+
+def quantize_int8(failure: Failure, project: Project) -> Fix | None:
+    spec = project.spec
+    toml = project.files.get(SPEC_FILENAME)
+    if spec is None or toml is None or spec.quantization is not Quantization.FLOAT32:
+        return None
+    over = failure.stage == "check" or _LINKER_OVERFLOW.search(failure.text())
+    if not over and not _FLOAT_TYPE.search(failure.text()):
+        return None
+    after, count = re.subn(
+        r'^(\s*quantization\s*=\s*)["\']float32["\']', r'\1"int8"', toml, flags=re.M
+    )
+    if not count:
+        return None
+    figures = ""
+    report = project.report or {}
+    if report.get("model_bytes") and report.get("arena_bytes_target"):
+        figures = (
+            f" This build: model {kb(report['model_bytes'])}, arena "
+            f"{kb(report['arena_bytes_target'])} in float32; int8 stores a weight in 1 byte "
+            f"instead of 4 and activations likewise: about {kb(report['model_bytes'] // 4)} "
+            f"and {kb(report['arena_bytes_target'] // 4)}."
+        )
+    return Fix(
+        rule="quantize-int8",
+        title=f'Quantize to int8 (tinyforge.toml quantization = "int8") for {spec.board}',
+        explanation=(
+            f"The model is float32 and {failure.message.rstrip('.')}.{figures} "
+            "Full-int8 is what TFLM's optimized kernels run; `tinyforge build` converts again."
+        ),
+        edits=[FileEdit(SPEC_FILENAME, toml, after)],
+    )
+
+
+# -- shrink to fit ----------------------------------------------------------------------------
+
+
+def shrink_model(failure: Failure, project: Project) -> Fix | None:
+    spec, board, report = project.spec, project.board, project.report
+    source = project.files.get(TRAIN)
+    if spec is None or board is None or source is None or not report:
+        return None
+    if spec.quantization is Quantization.FLOAT32:
+        return None  # quantizing comes first: it is 4x for free
+    rooms = _rooms(failure, report, spec)
+    if rooms is None:
+        return None
+    arena_room, model_room, why, over_ram, over_flash = rooms
+    fixed_ram = sum(report["ram_parts"].values()) - report["ram_parts"]["tensor arena"]
+    if arena_room <= 0 or model_room <= 0:
+        resource, fixed, limit = (
+            ("RAM", fixed_ram, spec.budget.ram_bytes)
+            if arena_room <= 0
+            else (
+                "flash",
+                sum(report["flash_parts"].values()) - report["flash_parts"]["model"],
+                spec.budget.flash_bytes,
+            )
+        )
+        return Fix(
+            rule="shrink-model",
+            title=f"No model fits: the runtime alone needs {kb(fixed)} of {resource}",
+            explanation=(
+                f"{why}. The TFLM runtime and the application take {kb(fixed)} of the "
+                f"{kb(limit)} {resource} budget on {board.id}, so no model can fit: raise the "
+                "budget in tinyforge.toml or choose a board with more memory."
+            ),
+        )
+    from tinyforge.check.proposal import spec_hints
+    from tinyforge.memory.keras_layers import CannotInfer, estimate
+    from tinyforge.memory.keras_source import SourceModel, find_models
+
+    try:
+        models = find_models(source, spec_hints(spec))
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    if len(models) != 1:
+        return None
+    model = models[0]
+    try:
+        base = estimate(model)
+    except CannotInfer:
+        return None
+    # The static estimate, scaled to this build's measured figures: the shape of the change
+    # comes from the estimator, the level from the measurement.
+    arena_scale = report["arena_bytes_target"] / max(base.arena_bytes_target, 1)
+    model_scale = report["model_bytes"] / max(base.model_bytes_estimate, 1)
+    candidates = [
+        (i, SHRINKABLE[layer.class_name])
+        for i, layer in enumerate(model.layers[:-1])
+        if layer.class_name in SHRINKABLE
+        and SHRINKABLE[layer.class_name] in layer.literal_ranges
+        and isinstance(layer.config.get(SHRINKABLE[layer.class_name]), int)
+    ]
+    if not candidates:
+        return None
+    factor = 1.0
+    while factor > 0.05:
+        factor *= 0.85
+        trial = SourceModel(
+            **{
+                **model.__dict__,
+                "layers": [replace(layer, config=dict(layer.config)) for layer in model.layers],
+            }
+        )
+        for i, key in candidates:
+            trial.layers[i].config[key] = max(1, math.floor(model.layers[i].config[key] * factor))
+        try:
+            est = estimate(trial)
+        except CannotInfer:
+            return None
+        arena = est.arena_bytes_target * arena_scale
+        weights = est.model_bytes_estimate * model_scale
+        arena_ok = arena <= arena_room * (MARGIN if over_ram else 1.0)
+        if arena_ok and weights <= model_room * (MARGIN if over_flash else 1.0):
+            return _shrink_fix(
+                source,
+                model.layers,
+                trial.layers,
+                candidates,
+                factor,
+                why,
+                arena,
+                weights,
+                arena_room,
+                model_room,
+            )
+    return Fix(
+        rule="shrink-model",
+        title="Shrinking the layers is not enough to fit",
+        explanation=(
+            f"{why}. Even with filters/units at 5% the estimate does not fit: lower the input "
+            "resolution or window in tinyforge.toml, or choose a board with more memory."
+        ),
+    )
+
+
+def _rooms(
+    failure: Failure, report: dict[str, Any], spec: ProjectSpec
+) -> tuple[int, int, str, bool, bool] | None:
+    """Bytes the arena and the model may take, why they must shrink, and which is over
+    (RAM, flash); None when the failure is not an overflow."""
+    try:
+        ram_fixed = sum(report["ram_parts"].values()) - report["ram_parts"]["tensor arena"]
+        flash_fixed = sum(report["flash_parts"].values()) - report["flash_parts"]["model"]
+        arena_now, model_now = int(report["arena_bytes_target"]), int(report["model_bytes"])
+    except (KeyError, TypeError, AttributeError):
+        return None
+    arena_room = spec.budget.ram_bytes - ram_fixed
+    model_room = spec.budget.flash_bytes - flash_fixed
+    if failure.stage == "check":
+        kinds = {str(v.get("resource")) for v in failure.violations}
+        return (
+            arena_room,
+            model_room,
+            failure.message.rstrip("."),
+            "ram" in kinds or not kinds,
+            "flash" in kinds,
+        )
+    overflow = _LINKER_OVERFLOW.search(failure.text())
+    if overflow is None:
+        return None
+    over = int(overflow.group("bytes"))
+    region = overflow.group("region")
+    why = f"the linker's {region} region overflowed by {over} bytes"
+    if re.search(r"(?i)flash|rom|text", region):
+        return arena_room, min(model_room, model_now - over), why, False, True
+    return min(arena_room, arena_now - over), model_room, why, True, False
+
+
+def _shrink_fix(
+    source: str,
+    old_layers: list[Any],
+    new_layers: list[Any],
+    candidates: list[tuple[int, str]],
+    factor: float,
+    why: str,
+    arena: float,
+    weights: float,
+    arena_room: int,
+    model_room: int,
+) -> Fix:
+    starts = [0]
+    for text_line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(text_line))
+    spans = []
+    changes = []
+    for i, key in candidates:
+        line, col, end_line, end_col = old_layers[i].literal_ranges[key]
+        old, new = old_layers[i].config[key], new_layers[i].config[key]
+        spans.append((starts[line] + col, starts[end_line] + end_col, str(new)))
+        changes.append(f"{old_layers[i].class_name} {key} {old}→{new}")
+    after = source
+    for start, end, text in sorted(spans, reverse=True):
+        after = after[:start] + text + after[end:]
+    return Fix(
+        rule="shrink-model",
+        title=f"Shrink the model to fit (filters/units × {factor:.2f})",
+        explanation=(
+            f"{why}. In {TRAIN}: {', '.join(changes)}. Estimated after the change (static "
+            f"estimate calibrated on this build's measurement): arena ≈ {kb(int(arena))} of "
+            f"{kb(arena_room)} left for it, model ≈ {kb(int(weights))} of {kb(model_room)}. "
+            "Retrain with `tinyforge build` to measure it."
+        ),
+        edits=[FileEdit(TRAIN, source, after)],
+    )
+
+
+# -- TFLM library -----------------------------------------------------------------------------
+
+
+def missing_tflm_library(failure: Failure, project: Project) -> Fix | None:
+    header = _MISSING_HEADER.search(failure.text())
+    if header is None and failure.stage != "static":
+        return None
+    ini = project.files.get(INI)
+    if ini is None:
+        return None
+    from tinyforge.project import read_platformio_ini
+
+    try:
+        parsed = read_platformio_ini(project.root / INI, ini)
+    except TinyForgeError:
+        return None
+    board = project.board
+    after = ini
+    added = []
+    for env in parsed.envs:
+        if any(h in env.options.get("lib_deps", "").lower() for h in TFLM_LIBRARY_HINTS):
+            continue
+        env_board = board
+        if env.board:
+            with contextlib.suppress(TinyForgeError):
+                env_board = get_board(env.board)
+        if env_board is None:
+            continue
+        after = _add_lib_dep(after, env.name, env_board.tflm_library)
+        added.append(f"[env:{env.name}] lib_deps += {env_board.tflm_library}")
+    if not added:
+        return None
+    cause = f"the compiler cannot find {header.group(1)}" if header else failure.message
+    return Fix(
+        rule="add-tflm-library",
+        title="Add the TensorFlow Lite Micro library to platformio.ini",
+        explanation=(
+            f"{cause[:1].upper() + cause[1:]}: platformio.ini does not pull in TFLM. "
+            f"{'; '.join(added)} (the library TinyForge's board database gives for it)."
+        ),
+        edits=[FileEdit(INI, ini, after)],
+    )
+
+
+def _add_lib_dep(text: str, env: str, library: str) -> str:
+    """Append `library` to [env:NAME]'s lib_deps (creating the key when absent)."""
+    lines = text.splitlines(keepends=True)
+    header = re.compile(rf"^\s*\[env:{re.escape(env)}\]\s*$")
+    start = next((i for i, ln in enumerate(lines) if header.match(ln)), None)
+    if start is None:
+        return text
+    end = next(
+        (i for i in range(start + 1, len(lines)) if re.match(r"^\s*\[", lines[i])), len(lines)
+    )
+    for i in range(start + 1, end):
+        if re.match(r"^lib_deps\s*=", lines[i]):
+            j = i + 1
+            while (
+                j < end
+                and re.match(r"^[ \t]+\S", lines[j])
+                and not lines[j].lstrip().startswith(";")
+            ):
+                j += 1
+            value = lines[i].split("=", 1)[1].strip()
+            if not value and j == i + 1:
+                lines[i] = f"lib_deps =\n    {library}\n"
+            else:
+                lines.insert(j, f"    {library}\n")
+            return "".join(lines)
+    # No lib_deps: after the last key of the section (before trailing blank/comment lines).
+    insert = end
+    while insert > start + 1 and (
+        not lines[insert - 1].strip() or lines[insert - 1].lstrip().startswith(";")
+    ):
+        insert -= 1
+    if insert > 0 and not lines[insert - 1].endswith("\n"):
+        lines[insert - 1] += "\n"
+    lines.insert(insert, f"lib_deps =\n    {library}\n")
+    return "".join(lines)
+
+
+RULES: tuple[Rule, ...] = (unsupported_op, quantize_int8, shrink_model, missing_tflm_library)
+
+
+def offline_fixes(failure: Failure, project: Project) -> list[Fix]:
+    fixes = []
+    for rule in RULES:
+        fix = rule(failure, project)
+        if fix is not None:
+            fixes.append(fix)
+    return fixes
