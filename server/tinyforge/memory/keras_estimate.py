@@ -146,8 +146,10 @@ def _text(value: Any, what: str, index: int, default: str) -> str:
 
 
 class _Graph:
-    def __init__(self, quantized: bool) -> None:
+    def __init__(self, quantized: bool, static_batch: bool = False) -> None:
         self.quantized = quantized
+        # TinyForge converts with a fixed batch of 1: reshapes then need no shape arithmetic.
+        self.static_batch = static_batch
         self.tensors: list[TensorInfo] = []
         self.ops: list[OpInfo] = []
         self.producer: dict[int, int] = {}
@@ -262,7 +264,10 @@ def _layers_of(description: Any) -> tuple[tuple[int, ...], list[_Layer], str]:
 def definition_to_tflite(description: Any) -> tuple[TfliteModel, list[list[int]]]:
     """The TfliteModel the converter would make of the definition, and ops per layer."""
     input_shape, layers, quantization = _layers_of(description)
-    g = _Graph(quantized=quantization == "int8")
+    g = _Graph(
+        quantized=quantization == "int8",
+        static_batch=bool(_field(description, "static_batch", False)),
+    )
     model_input = g.tensor((1, *input_shape), name="input")
     outputs: dict[int, int] = {-1: model_input}
     layer_ops: list[list[int]] = []
@@ -333,6 +338,8 @@ def _activation(g: _Graph, t: int, act: str, index: int, *, fusable: bool) -> in
 
 def _reshape(g: _Graph, t: int, target: tuple[int, ...]) -> int:
     """Keras 3 reshapes with a dynamic batch: SHAPE → STRIDED_SLICE → PACK → RESHAPE."""
+    if g.static_batch:
+        return _static_reshape(g, t, (1, *target))
     rank = len(g.shape(t))
     shape = g.tensor((rank,), "int32")
     g.op("SHAPE", [t], [shape])
