@@ -19,7 +19,7 @@ from pathlib import Path
 path = Path(sys.argv[1])
 analyse(path.read_text(), load_context(path))
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in
-               {"tensorflow", "keras", "tflite_micro", "onnx", "onnxruntime", "torch", "sklearn"})
+               {"tensorflow", "keras", "tflite_micro", "tflite", "onnx", "onnxruntime", "torch", "sklearn", "anthropic"})
 print(json.dumps({"seconds": time.perf_counter() - start, "heavy": heavy}))
 """
 

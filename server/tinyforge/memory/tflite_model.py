@@ -10,23 +10,36 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-
-import tflite
-from tflite.utils import BUILTIN_OPCODE2NAME
+from typing import TYPE_CHECKING, Any
 
 from tinyforge.errors import ModelFileError
 
-_FILE_IDENTIFIER = b"TFL3"
-_CUSTOM_CODE = tflite.BuiltinOperator.CUSTOM
+if TYPE_CHECKING:
+    import tflite
 
-# TensorType enum value → lower-case numpy-style name ('int8', 'float32', ...), taken from the
-# schema itself so that new types in a newer `tflite` package get a name without a code change.
-_DTYPE_NAMES: dict[int, str] = {
-    value: name.lower()
-    for name, value in vars(tflite.TensorType).items()
-    if not name.startswith("_") and isinstance(value, int)
-}
+_FILE_IDENTIFIER = b"TFL3"
+
+
+@cache
+def _schema() -> Any:
+    """The `tflite` schema package, imported on first use: importing it loads hundreds of
+    generated modules (~0.3 s), which the language server must not pay at start-up."""
+    import tflite
+
+    return tflite
+
+
+@cache
+def _dtype_names() -> dict[int, str]:
+    """TensorType enum value → lower-case numpy-style name ('int8', 'float32', ...), taken from
+    the schema itself so that new types in a newer `tflite` package need no code change."""
+    return {
+        value: name.lower()
+        for name, value in vars(_schema().TensorType).items()
+        if not name.startswith("_") and isinstance(value, int)
+    }
 # Bytes per element; types without a fixed size (string, resource, variant) are absent, and
 # int4 is packed two per byte (handled in _nbytes).
 _ITEMSIZE: dict[str, int] = {
@@ -123,7 +136,7 @@ def load_tflite(path_or_bytes: str | Path | bytes | bytearray | memoryview) -> T
 
 
 def _parse(data: bytes) -> TfliteModel:
-    model = tflite.Model.GetRootAsModel(data, 0)
+    model = _schema().Model.GetRootAsModel(data, 0)
     subgraph_count = model.SubgraphsLength()
     if subgraph_count == 0:
         raise ModelFileError("it has no subgraphs.")
@@ -140,7 +153,7 @@ def _parse(data: bytes) -> TfliteModel:
         buffer_index = tensor.Buffer()
         if not 0 <= buffer_index < max(buffer_count, 1):
             raise ModelFileError(f"tensor {i} refers to missing buffer {buffer_index}.")
-        dtype = _DTYPE_NAMES.get(tensor.Type(), f"type{tensor.Type()}")
+        dtype = _dtype_names().get(tensor.Type(), f"type{tensor.Type()}")
         shape = tuple(int(d) for d in _vector(tensor.ShapeLength(), tensor.ShapeAsNumpy))
         scale: list[float] = []
         zero_point: list[int] = []
@@ -233,9 +246,11 @@ def _buffer_has_data(model: tflite.Model, index: int, file_size: int) -> bool:
 def _opcode_name(opcode: tflite.OperatorCode) -> str:
     # Codes above 127 live only in builtin_code; older files only fill the deprecated field.
     code = max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
-    if code == _CUSTOM_CODE:
+    if code == _schema().BuiltinOperator.CUSTOM:
         custom = opcode.CustomCode()
         return f"CUSTOM:{custom.decode('utf-8', 'replace') if custom else ''}"
+    from tflite.utils import BUILTIN_OPCODE2NAME
+
     return BUILTIN_OPCODE2NAME.get(code, f"BUILTIN_{code}")
 
 
