@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= build/digits
 DEMO_REQUEST ?= Recognize handwritten digits on an Arduino Nano 33 BLE Sense
 
-.PHONY: setup system-deps demo test lint bench clean
+.PHONY: setup system-deps demo test lint bench clean client-setup client-check editor-test vsix
 
 setup: $(STAMP) system-deps
 
@@ -29,11 +29,31 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check server tests bench
 
-test: setup lint
+# The VS Code extension (client/): npm tools, code-server 4.100.3 and Debian chromium, each
+# installed only when missing or when its package-lock.json changed (tests/editor/setup.sh).
+client-setup: setup
+	bash tests/editor/setup.sh
+
+# Type-check, lint and unit tests of the client (plain Node, no editor).
+client-check: client-setup
+	npm run -s typecheck
+	npm run -s lint
+	npm run -s test:unit
+
+# The extension, packaged as a .vsix and installed into a real VS Code (code-server), runs its
+# integration tests there with the real Python server; screenshots go to artifacts/editor/.
+editor-test: client-setup
+	SKIP_SETUP=1 bash tests/editor/run.sh
+
+# tinyforge-<version>.vsix (install: code --install-extension tinyforge-<version>.vsix).
+vsix: client-setup
+	npm run -s package
+
+test: setup lint client-check editor-test
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 bench: setup
 	$(PY) bench/e2e.py
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build .pytest_cache client/out tinyforge-*.vsix

@@ -9,6 +9,10 @@ command -v nvim >/dev/null || needed+=(neovim)
 # npm install compiles native modules against these headers and takes ripgrep from Debian.
 command -v chromium >/dev/null || needed+=(chromium)
 command -v rg >/dev/null || needed+=(ripgrep)
+# Debian's ARM cross-compiler and its newlib C++ library: tests/test_deploy.py links the
+# generated firmware sources for a Cortex-M, through `pio run` on a local platform.
+command -v arm-none-eabi-g++ >/dev/null || needed+=(gcc-arm-none-eabi)
+dpkg -s libstdc++-arm-none-eabi-newlib >/dev/null 2>&1 || needed+=(libstdc++-arm-none-eabi-newlib)
 for pkg in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || needed+=("$pkg")
 done

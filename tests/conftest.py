@@ -14,6 +14,9 @@ SHARED = REPO.parent / "shared"
 FRUIT_CSV = SHARED / "data" / "seed-fruit-rgb" / "fruit_data.csv"
 TINYFORGE = Path(sys.executable).parent / "tinyforge"
 
+# Fixtures for real PlatformIO builds (a local Cortex-M platform, a built digits project).
+pytest_plugins = ["tests.firmware_fixtures"]
+
 
 def run_cli(
     *args: str, cwd: Path | None = None, timeout: float = 600

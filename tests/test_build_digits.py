@@ -87,8 +87,14 @@ def test_main_cpp_has_measured_arena_and_exact_ops(
     project, _ = digits_project
     report = json.loads((project / "report.json").read_text())
     main = (project / "src/main.cpp").read_text()
-    arena = re.search(r"constexpr size_t kTensorArenaSize = (\d+);", main)
-    assert arena and int(arena.group(1)) == report["arena_bytes"]
+    measured = re.search(r"constexpr size_t kMeasuredArenaBytes = (\d+);", main)
+    assert measured and int(measured.group(1)) == report["arena_bytes"]
+    margin = re.search(r"constexpr size_t kArenaMarginBytes = (\d+);", main)
+    assert margin and int(margin.group(1)) == report["arena_bytes_firmware"] - report["arena_bytes"]
+    assert int(margin.group(1)) > 0 and int(margin.group(1)) % 16 == 0
+    assert (
+        "constexpr size_t kTensorArenaSize = kMeasuredArenaBytes + kArenaMarginBytes;" in main
+    )
     registered = set(re.findall(r"resolver\.(Add\w+)\(\);", main))
     model = load_tflite(project / "model.tflite")
     assert registered == {tflm_resolver_method(op.op) for op in model.ops}

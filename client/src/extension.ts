@@ -19,9 +19,12 @@ export interface TinyForgeApi {
   projectStatus(): ProjectStatus | undefined;
 }
 
+let running: ServerManager | undefined;
+
 export function activate(context: vscode.ExtensionContext): TinyForgeApi {
   const output = vscode.window.createOutputChannel('TinyForge');
   const server = new ServerManager(context, output);
+  running = server;
   const status = new StatusBar(server);
   const report = new ReportPanel();
   context.subscriptions.push(output, server, status, report);
@@ -65,5 +68,5 @@ export function activate(context: vscode.ExtensionContext): TinyForgeApi {
 }
 
 export function deactivate(): Thenable<void> | undefined {
-  return undefined; // subscriptions (the server among them) are disposed by VS Code
+  return running?.stop(); // VS Code waits for the server's shutdown
 }

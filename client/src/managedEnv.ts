@@ -107,8 +107,11 @@ export async function ensureManagedEnv(context: vscode.ExtensionContext, out: vs
       fs.mkdirSync(path.dirname(dir), { recursive: true });
       const base = await findBasePython(out);
       fs.rmSync(source, { recursive: true, force: true });
-      for (const item of ['pyproject.toml', 'README.md', 'server']) {
-        fs.cpSync(path.join(context.extensionPath, item), path.join(source, item), { recursive: true });
+      // vsce stores README.md as readme.md; pyproject.toml names README.md.
+      for (const [from, to] of [['pyproject.toml', 'pyproject.toml'], ['server', 'server'], ['readme.md', 'README.md'], ['README.md', 'README.md']]) {
+        if (fs.existsSync(path.join(context.extensionPath, from))) {
+          fs.cpSync(path.join(context.extensionPath, from), path.join(source, to), { recursive: true });
+        }
       }
       const steps: [string, string, string[]][] = [
         ['creating the virtual environment', base, [...(base === 'py' ? ['-3.11'] : []), '-m', 'venv', dir]],

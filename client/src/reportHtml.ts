@@ -9,6 +9,8 @@ export interface ReportLayer {
   params_bytes: number;
   activation_bytes: number;
   macs: number;
+  /** The output tensor's full name (TFLite models). */
+  tensor?: string;
 }
 
 /** What the server's `tinyforge.inspect` command returns (the fields this view uses). */
@@ -58,7 +60,7 @@ function usageBar(name: string, figure: number | null | undefined, limit: number
     : '';
   return `<div class="usage${over ? ' over' : ''}">
   <div class="usage-label"><b>${name}</b> ${kb(figure)} of ${kb(limit)} (${pct.toFixed(0)}%)${over ? ' — over budget' : ''}</div>
-  <div class="track"><div class="fill" style="width:${Math.min(pct, 100).toFixed(1)}%"></div></div>
+  <svg class="track" width="100%" height="10" role="img" aria-label="${name} ${pct.toFixed(0)}%"><rect class="track-bg" x="0" y="0" width="100%" height="10" rx="5"></rect><rect class="fill" x="0" y="0" width="${Math.min(pct, 100).toFixed(1)}%" height="10" rx="5"></rect></svg>
   <div class="parts">${partText}</div>
 </div>`;
 }
@@ -74,19 +76,20 @@ export function arenaChart(layers: ReportLayer[]): string {
   const labelW = 210;
   const barW = 360;
   const height = rows.length * rowH + 4;
+  const names = new Map(layers.map((l, i) => [l, layerNames(layers)[i]]));
   const bars = rows
     .map((l, i) => {
       const w = Math.max(1, (barW * l.activation_bytes) / max);
       const y = i * rowH + 2;
       const cls = l.activation_bytes === max ? 'bar peak' : 'bar';
       const label = `${l.index}. ${l.op}`;
-      return `<g><title>${escapeHtml(l.name)}: ${n(l.activation_bytes)} bytes</title>
+      return `<g><title>${escapeHtml(names.get(l) ?? l.name)}: ${n(l.activation_bytes)} bytes</title>
 <text x="${labelW - 6}" y="${y + 12}" text-anchor="end" class="axis">${escapeHtml(label)}</text>
 <rect class="${cls}" x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 5}"></rect>
 <text x="${(labelW + w + 4).toFixed(1)}" y="${y + 12}" class="axis">${kb(l.activation_bytes)}</text></g>`;
     })
     .join('\n');
-  return `<svg class="chart" role="img" aria-label="Arena use by layer" width="${labelW + barW + 80}" height="${height}" viewBox="0 0 ${labelW + barW + 80} ${height}">
+  return `<svg class="chart bars" role="img" aria-label="Arena use by layer" width="${labelW + barW + 80}" height="${height}" viewBox="0 0 ${labelW + barW + 80} ${height}">
 ${bars}
 </svg>`;
 }
@@ -97,7 +100,7 @@ export function lineChart(title: string, series: Record<string, number[]>): stri
   if (!entries.length) {
     return '';
   }
-  const W = 320;
+  const W = 380;
   const H = 180;
   const pad = { l: 44, r: 10, t: 22, b: 26 };
   const all = entries.flatMap(([, v]) => v).filter((x) => Number.isFinite(x));
@@ -117,7 +120,7 @@ export function lineChart(title: string, series: Record<string, number[]>): stri
         .filter(Boolean)
         .join(' ');
       return `<polyline class="series s${k}" fill="none" points="${points}"><title>${escapeHtml(name)}</title></polyline>
-<text x="${W - pad.r - 2}" y="${pad.t + 12 + 13 * k}" text-anchor="end" class="legend s${k}">${escapeHtml(name)}</text>`;
+<text x="${pad.l + 70 + 95 * k}" y="14" class="legend s${k}">— ${escapeHtml(name)}</text>`;
     })
     .join('\n');
   const fmt = (v: number) => (Math.abs(hi - lo) < 5 ? v.toFixed(2) : v.toFixed(0));
@@ -148,15 +151,32 @@ export function trainingCurves(history: Record<string, number[]> | null | undefi
     .join('\n');
 }
 
+/**
+ * A readable layer name. TFLite tensor names hold the Keras layer path
+ * ("functional/model/conv2d_1/Relu;…"): when the given names do not tell layers apart, the
+ * layer's own path segment is used.
+ */
+export function layerNames(layers: ReportLayer[]): string[] {
+  const names = layers.map((l) => l.name);
+  if (new Set(names).size === names.length || layers.every((l) => !l.tensor)) {
+    return names;
+  }
+  return layers.map((l) => {
+    const parts = (l.tensor ?? l.name).split(';')[0].split('/');
+    return parts.length >= 3 ? parts[parts.length - 2] : parts[parts.length - 1] || l.name;
+  });
+}
+
 export function layerTable(layers: ReportLayer[]): string {
   if (!layers.length) {
     return '<p class="muted">No per-layer figures.</p>';
   }
   const max = Math.max(...layers.map((l) => l.activation_bytes));
+  const names = layerNames(layers);
   const rows = layers
     .map(
-      (l) => `<tr${l.activation_bytes === max && max > 0 ? ' class="peak"' : ''}>
-<td class="num">${l.index}</td><td>${escapeHtml(l.name)}</td><td><code>${escapeHtml(l.op)}</code></td>
+      (l, i) => `<tr${l.activation_bytes === max && max > 0 ? ' class="peak"' : ''}>
+<td class="num">${l.index}</td><td title="${escapeHtml(l.tensor ?? l.name)}">${escapeHtml(names[i])}</td><td><code>${escapeHtml(l.op)}</code></td>
 <td>${escapeHtml((l.output_shape ?? []).join('×'))}</td><td class="num">${n(l.params_bytes)}</td>
 <td class="num">${n(l.activation_bytes)}</td><td class="num">${n(l.macs)}</td></tr>`,
     )
@@ -180,14 +200,14 @@ h1 { font-size: 1.4em; margin-bottom: 2px; } h2 { font-size: 1.1em; margin-top: 
 .badge.over { background: var(--vscode-errorForeground, #d33); color: #fff; }
 .badge.kind { background: var(--vscode-badge-background); color: var(--vscode-badge-foreground); }
 .usage { margin: 8px 0; max-width: 640px; }
-.track { height: 10px; background: var(--vscode-editorWidget-border, #444); border-radius: 5px; overflow: hidden; }
-.fill { height: 100%; background: var(--vscode-charts-blue, #37c); }
-.usage.over .fill { background: var(--vscode-charts-red, #d33); }
+.track { display: block; } .track-bg { fill: var(--vscode-editorWidget-border, #444); }
+.fill { fill: var(--vscode-charts-blue, #37c); }
+.usage.over .fill { fill: var(--vscode-charts-red, #d33); }
 table.layers { border-collapse: collapse; font-size: .92em; }
 table.layers th, table.layers td { padding: 2px 8px; border-bottom: 1px solid var(--vscode-editorWidget-border, #444); text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.peak td { color: var(--vscode-charts-orange, #e90); }
-svg .axis, svg .legend, svg .title { fill: var(--vscode-foreground); font-size: 11px; }
+svg .axis, svg .title { fill: var(--vscode-foreground); font-size: 11px; } svg .legend { font-size: 11px; stroke: none; }
 svg .bar { fill: var(--vscode-charts-blue, #37c); } svg .bar.peak { fill: var(--vscode-charts-orange, #e90); }
 svg .grid { stroke: var(--vscode-editorWidget-border, #666); }
 svg .series { stroke-width: 2; } .s0 { stroke: var(--vscode-charts-blue, #37c); fill: var(--vscode-charts-blue, #37c); }
@@ -195,7 +215,8 @@ svg .series { stroke-width: 2; } .s0 { stroke: var(--vscode-charts-blue, #37c); 
 .s2 { stroke: var(--vscode-charts-green, #3a3); fill: var(--vscode-charts-green, #3a3); }
 .s3 { stroke: var(--vscode-charts-purple, #a5d); fill: var(--vscode-charts-purple, #a5d); }
 svg polyline.series { fill: none; }
-figure.curve { display: inline-block; margin: 0 18px 0 0; }
+figure.curve { display: inline-block; margin: 0 18px 0 0; max-width: 100%; }
+svg.chart { max-width: 100%; height: auto; }
 ul.problems li { color: var(--vscode-errorForeground, #d33); }
 `;
 
@@ -239,8 +260,8 @@ ${usageBar('RAM', r.ram_bytes_estimate, r.budget?.ram_bytes, r.ram_parts)}
 ${usageBar('Flash', r.flash_bytes_estimate, r.budget?.flash_bytes, r.flash_parts)}
 <p class="muted">${figures}</p>${accuracy}</section>
 <section id="arena"><h2>Arena use by layer</h2>${arenaChart(layers)}</section>
-<section id="layers"><h2>Layers</h2>${layerTable(layers)}</section>
 <section id="training"><h2>Training</h2>${curves || '<p class="muted">No training run yet: run <b>TinyForge: Train</b>.</p>'}</section>
+<section id="layers"><h2>Layers</h2>${layerTable(layers)}</section>
 ${list(r.notes, 'muted notes')}
 </body></html>`;
 }

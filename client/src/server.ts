@@ -109,6 +109,12 @@ export class ServerManager implements vscode.Disposable {
       synchronize: { configurationSection: 'tinyforge' },
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
+      // A request the editor sends while the server restarts fails; it is asked again anyway.
+      middleware: {
+        provideCodeActions: (doc, range, ctx, token, next) => this.quiet(() => next(doc, range, ctx, token)),
+        provideCodeLenses: (doc, token, next) => this.quiet(() => next(doc, token)),
+        provideHover: (doc, pos, token, next) => this.quiet(() => next(doc, pos, token)),
+      },
     };
     const client = new LanguageClient('tinyforge', 'TinyForge', serverOptions, clientOptions);
     client.registerFeature(
@@ -122,13 +128,26 @@ export class ServerManager implements vscode.Disposable {
     this.onReadyEmitter.fire();
   }
 
+  private async quiet<T>(request: () => vscode.ProviderResult<T>): Promise<T | undefined | null> {
+    try {
+      return await request();
+    } catch (err) {
+      if (this.client?.state === State.Running && !this.restarting) {
+        throw err;
+      }
+      return undefined;
+    }
+  }
+
+  private restarting = false;
+
   async stop(): Promise<void> {
     const client = this.client;
     this.client = undefined;
     this.starting = undefined;
     if (client) {
       try {
-        await client.stop(5000);
+        await client.dispose(5000); // disposed: its providers go, and it cannot be restarted by a late request
       } catch (err) {
         this.output.appendLine(`[tinyforge] stopping the server: ${String(err)}`);
       }
@@ -136,8 +155,13 @@ export class ServerManager implements vscode.Disposable {
   }
 
   async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
+    this.restarting = true;
+    try {
+      await this.stop();
+      await this.start();
+    } finally {
+      this.restarting = false;
+    }
   }
 
   /** workspace/executeCommand on the server (its commands are the pipeline's stages). */

@@ -42,13 +42,18 @@ export class StatusBar implements vscode.Disposable {
     );
   }
 
-  /** The file whose project the item describes: the active editor's, else the first folder. */
+  private lastTarget: vscode.Uri | undefined;
+
+  /**
+   * The file whose project the item describes: the active editor's; while a non-file editor is
+   * active (the report, settings), the last file's; else the first workspace folder.
+   */
   target(): vscode.Uri | undefined {
     const doc = vscode.window.activeTextEditor?.document;
     if (doc && doc.uri.scheme === 'file') {
-      return doc.uri;
+      this.lastTarget = doc.uri;
     }
-    return vscode.workspace.workspaceFolders?.[0]?.uri;
+    return this.lastTarget ?? vscode.workspace.workspaceFolders?.[0]?.uri;
   }
 
   schedule(delayMs = 250): void {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
@@ -63,6 +65,24 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def print_health(findings: list[dict[str, Any]]) -> None:
+    """Health findings (tinyforge.health), errors first: what is wrong, then what to do."""
+    from rich.markup import escape as plain  # messages hold brackets like [training]
+
+    for finding in findings:
+        severity = finding.get("severity", "info")
+        style = _SEVERITY_STYLE.get(severity, "dim")
+        console.print(
+            f"[{style}]{severity}:[/] {plain(finding.get('message', ''))} "
+            f"[dim]({plain(finding.get('code', ''))})[/]"
+        )
+        if finding.get("fix"):
+            console.print(f"  [dim]fix:[/] {plain(finding['fix'])}")
+
+
 def print_report(report: dict[str, Any]) -> None:
     table = Table(
         title=f"TinyForge report — {report['project']} on {report['board']}", show_header=False
@@ -92,6 +112,7 @@ def print_report(report: dict[str, Any]) -> None:
     console.print(table)
     for notice in report.get("notices", []):
         console.print(f"[yellow]note:[/] {notice}")
+    print_health((report.get("health") or {}).get("findings") or [])
     if report["fits"]:
         console.print(
             f"[bold green]Fits[/] {report['board']}: RAM {_kb(report['ram_bytes_estimate'])} "
@@ -114,7 +135,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise TinyForgeError(
             'Give a request, e.g. tinyforge plan "recognise handwritten digits on a Pi Pico".'
         )
-    spec = pipeline.plan(args.request, board=args.board, planner=args.planner)
+    notices: list[str] = []
+    try:
+        spec = pipeline.plan(
+            args.request,
+            board=args.board,
+            planner=args.planner,
+            planner_options={"model": args.model},
+            notices=notices,
+        )
+    finally:
+        print_notices(notices)
     if args.json:
         print(spec.model_dump_json(indent=2))
     else:
@@ -122,13 +153,29 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_notices(notices: list[str]) -> None:
+    # On stderr: `plan --json` keeps stdout pure JSON.
+    for notice in notices:
+        err_console.print(f"[yellow]note:[/] {escape(notice)}")
+
+
 def cmd_new(args: argparse.Namespace) -> int:
     from tinyforge import pipeline
 
     out = Path(args.out) if args.out else Path.cwd()
-    spec, written = pipeline.new_project(
-        args.request, out, board=args.board, planner=args.planner, force=args.force
-    )
+    notices: list[str] = []
+    try:
+        spec, written = pipeline.new_project(
+            args.request,
+            out,
+            board=args.board,
+            planner=args.planner,
+            force=args.force,
+            planner_options={"model": args.model},
+            notices=notices,
+        )
+    finally:
+        print_notices(notices)
     console.print(f"Created [bold]{out}[/] for {spec.board} ({spec.task.value}).")
     for name in written.written:
         console.print(f"  wrote {name}")
@@ -163,9 +210,259 @@ def cmd_build(args: argparse.Namespace) -> int:
         progress.finish()
     if args.json:
         print(json.dumps(result.report, indent=2))
+    elif result.report.get("format") == "onnx":  # a model the user brought (convert)
+        print_convert_report(result.report)
     else:
         print_report(result.report)
-    return 0 if result.fits else 3
+    if not result.fits:
+        err_console.print(f"Proposed fixes: [bold]tinyforge repair {args.project}[/]")
+    if not result.fits:
+        return 3
+    # 4: it fits, but a health check found an error (e.g. accuracy at chance level).
+    return 0 if result.healthy else 4
+
+
+def _progress_columns() -> tuple[Any, ...]:
+    return (
+        SpinnerColumn(),
+        TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=16)),
+        BarColumn(bar_width=24),
+        TimeElapsedColumn(),
+        TextColumn(
+            "[dim]{task.fields[status]}", table_column=Column(no_wrap=True, overflow="ellipsis")
+        ),
+    )
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """`pio run` (and upload, monitor) on a project; problems printed where they are."""
+    from tinyforge import deploy
+
+    project = Path(args.project)
+    cancel = threading.Event()
+    # With --json, stdout is the JSON alone: the progress goes to stderr.
+    bar_console = err_console if args.json else console
+    with Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
+        progress = TerminalProgress(bar, args.verbose)
+        try:
+            if args.upload:
+                result = deploy.upload_firmware(
+                    project,
+                    env=args.env,
+                    port=args.port,
+                    progress=progress,
+                    cancel=cancel,
+                    timeout=args.timeout,
+                )
+            else:
+                result = deploy.build_firmware(
+                    project, env=args.env, progress=progress, cancel=cancel, timeout=args.timeout
+                )
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        progress.finish()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}")
+        for problem in result.problems:
+            where = problem.file + (f":{problem.line}" if problem.line else "")
+            if problem.column and problem.line:
+                where += f":{problem.column}"
+            style = "bold red" if problem.severity == "error" else "yellow"
+            message = escape(problem.message)
+            console.print(f"{escape(where)}: [{style}]{problem.severity}:[/] {message}")
+        style = "bold green" if result.ok else "bold red"
+        console.print(f"[{style}]{escape(result.summary)}[/]")
+    if not result.ok:
+        errors = [p for p in result.problems if p.severity == "error"]
+        return 3 if any(p.code.endswith("overflow") for p in errors) else 1
+    if args.monitor:
+        cmd, _port = deploy.monitor_command(project, env=args.env, port=args.port or result.port)
+        err_console.print(f"[dim]{escape(' '.join(cmd))}  (Ctrl+C ends it)[/]")
+        return deploy.run_monitor(cmd, seconds=args.seconds)
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from tinyforge.repair import apply_fix, propose_fixes
+    from tinyforge.spec import SPEC_FILENAME
+
+    project = Path(args.project)
+    if not (project / SPEC_FILENAME).is_file() and not (project / "platformio.ini").is_file():
+        raise TinyForgeError(f"No TinyForge project in {project} (no {SPEC_FILENAME}).")
+    log_text = None
+    if args.log:
+        try:
+            log_text = Path(args.log).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise TinyForgeError(f"Cannot read the log {args.log}: {exc.strerror}.") from exc
+    repairer = None
+    if args.repairer == "claude":
+        from tinyforge.repair.claude import ClaudeRepairer
+
+        repairer = ClaudeRepairer(model=args.model)
+    result = propose_fixes(project, log_text=log_text, repairer=repairer)
+    applied: list[str] = []
+    if args.yes:
+        touched: set[str] = set()
+        for fix in result.fixes:
+            files = {e.path for e in fix.edits}
+            if fix.applicable and not files & touched:
+                apply_fix(project, fix)
+                touched |= files
+                applied.append(fix.title)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "applied": applied}, indent=2))
+        return 0 if applied or not result.failures else 1
+    print_notices(result.notices)
+    if not result.failures:
+        console.print(f"Nothing to repair in {project}: no failed build recorded, the report fits.")
+        return 0
+    for failure in result.failures:
+        where = f", {failure.source}" if failure.source else ""
+        console.print(f"[bold red]failure[/] ({failure.stage}{where}): {escape(failure.message)}")
+    if not result.fixes:
+        hint = "" if repairer else " (`--repairer claude` asks Claude)"
+        console.print(f"No fix found{hint}.")
+        return 1
+    for number, fix in enumerate(result.fixes, 1):
+        console.print(f"\n[bold]{number}. {escape(fix.title)}[/] [dim]({fix.rule})[/]")
+        console.print(escape(fix.explanation))
+        for line in fix.diff().splitlines():
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+            console.print(line, style=style, markup=False, highlight=False)
+    if applied:
+        for title in applied:
+            console.print(f"[green]applied:[/] {escape(title)}")
+        console.print(f"Next: [bold]tinyforge build {project}[/]")
+        return 0
+    if any(f.applicable for f in result.fixes):
+        console.print(f"\nApply with: [bold]tinyforge repair {project} --yes[/]")
+    return 1
+
+
+def print_convert_report(report: dict[str, Any]) -> None:
+    """`tinyforge convert`: agreement with ONNX, memory against the board, the verdict."""
+    onnx = report["onnx"]
+    table = Table(
+        title=f"TinyForge convert — {Path(report['source_model']).name} on {report['board']}",
+        show_header=False,
+    )
+    table.add_column("what", style="bold")
+    table.add_column("figure")
+    table.add_row(
+        "ONNX model",
+        f"opset {onnx['opset']}, input {_shape(onnx['input']['shape'])} → output "
+        f"{_shape(onnx['output']['shape'])}, {onnx['params']:,} parameters",
+    )
+    calibration = report["calibration"]
+    table.add_row("calibration", escape(calibration["source"]))
+    float_cmp = report["agreement"]["float"]
+    table.add_row(
+        f"agreement with ONNX ({float_cmp['measure']}: float32 / int8 / TFLM)",
+        " / ".join(
+            _pct(report.get(k)) for k in ("float_agreement", "int8_agreement", "tflm_agreement")
+        )
+        + f" of {float_cmp['samples']} inputs",
+    )
+    int8_diff = report.get("int8_max_abs_diff")
+    table.add_row(
+        "max abs difference (float32 / int8)",
+        f"{report['float_max_abs_diff']:.3g} / "
+        + ("-" if int8_diff is None else f"{int8_diff:.3g}"),
+    )
+    table.add_row(
+        "model",
+        f"{report['model_bytes']:,} bytes {report['quantization']} "
+        f"(float32 {report.get('model_bytes_float32') or 0:,} bytes)",
+    )
+    if report.get("arena_bytes") is not None:
+        arena = (
+            f"{report['arena_bytes']:,} bytes on the 64-bit host; "
+            f"~{report['arena_bytes_target']:,} bytes on the 32-bit target"
+        )
+    else:
+        arena = f"not measured; static estimate {_bytes(report.get('arena_bytes_estimate'))} B"
+    table.add_row("tensor arena (TFLM)", arena)
+    budget = report["budget"]
+    table.add_row(
+        "RAM estimate", f"{_kb(report['ram_bytes_estimate'])} of {_kb(budget['ram_bytes'])}"
+    )
+    table.add_row(
+        "flash estimate", f"{_kb(report['flash_bytes_estimate'])} of {_kb(budget['flash_bytes'])}"
+    )
+    table.add_row("operators", ", ".join(f"{k}×{v}" for k, v in report["ops"].items()))
+    console.print(table)
+    for notice in report.get("notices", []):
+        style = "bold red" if notice.startswith("NO CALIBRATION") else "yellow"
+        console.print(f"[{style}]note:[/] {escape(notice)}")
+    console.print(f"wrote {escape(str(report.get('tflite')))}")
+    if report.get("unsupported_ops"):
+        console.print(
+            f"[bold red]Cannot run on TFLM:[/] {', '.join(report['unsupported_ops'])} "
+            "(see the note above)."
+        )
+    elif report["fits"]:
+        console.print(
+            f"[bold green]Fits[/] {report['board']}: RAM {_kb(report['ram_bytes_estimate'])} "
+            f"/ {_kb(budget['ram_bytes'])}, flash {_kb(report['flash_bytes_estimate'])} / "
+            f"{_kb(budget['flash_bytes'])}."
+        )
+    for v in report["violations"]:
+        console.print(f"[bold red]Does not fit:[/] {v['message']}")
+
+
+def _input_shape(text: str) -> list[int]:
+    try:
+        shape = [int(d) for d in re.split(r"[,x× ]+", text.strip()) if d]
+    except ValueError:
+        shape = []
+    if not shape:
+        raise TinyForgeError(f"--input-shape {text!r} is not a shape like 1,3,96,96.")
+    return shape
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from tinyforge import pipeline
+    from tinyforge.convert.onnx import convert_onnx
+
+    target = Path(args.model)
+    cancel = threading.Event()
+    bar_console = err_console if args.json else console
+    with Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
+        progress = TerminalProgress(bar, args.verbose)
+        try:
+            if target.is_dir():  # a project: convert its model again (no training)
+                built = pipeline.build(target, progress=progress, cancel=cancel, train=False)
+                report, fits = built.report, built.fits
+            else:
+                result = convert_onnx(
+                    target,
+                    board=args.board,
+                    calibration=args.calibration,
+                    out=args.out,
+                    input_shape=_input_shape(args.input_shape) if args.input_shape else None,
+                    quantization=args.quantization,
+                    min_agreement=args.min_agreement,
+                    force=args.force,
+                    progress=progress,
+                    cancel=cancel,
+                )
+                report, fits = result.report, result.fits
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        progress.finish()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif report.get("format") == "onnx":
+        print_convert_report(report)
+    else:
+        print_report(report)
+    return 0 if fits else 3
 
 
 def cmd_boards(args: argparse.Namespace) -> int:
@@ -246,6 +543,7 @@ def print_inspect(report: dict[str, Any]) -> None:
         console.print(f"[red]problem:[/] {problem}")
     for note in report.get("notes") or []:
         console.print(f"[yellow]note:[/] {note}")
+    print_health(report.get("health") or [])
     if report.get("fits") is True:
         console.print(
             f"[bold green]Fits[/] {report['board']}: RAM {_kb(report['ram_bytes_estimate'])} / "
@@ -274,13 +572,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         project=args.project,
         measure=not args.static,
         quantization=args.quantization,
+        convert=args.convert,
+        calibration=args.calibration,
     )
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_inspect(report)
-    # 3: does not fit, or cannot run / cannot be sized as it stands (see problems).
-    return 3 if report.get("fits") is False or report.get("problems") else 0
+    # 3: does not fit, or cannot run / cannot be sized as it stands (see problems), or a
+    # quantization check found an error (e.g. a scale TFLM aborts on).
+    broken = any(f.get("severity") == "error" for f in report.get("health") or [])
+    return 3 if report.get("fits") is False or report.get("problems") or broken else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,22 +596,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the spec as JSON")
     p.add_argument("--schema", action="store_true", help="print the spec's JSON schema")
     p.add_argument("--board", help="board id (overrides the request)")
-    p.add_argument("--planner", default="offline", help="offline (default)")
+    p.add_argument("--planner", default="offline", help="offline (default) or claude")
+    p.add_argument("--model", help="Claude model id (default: $TINYFORGE_CLAUDE_MODEL or built-in)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("new", help="create a project folder from a request")
     p.add_argument("request")
     p.add_argument("--out", help="project folder (default: the current folder)")
     p.add_argument("--board", help="board id (overrides the request)")
-    p.add_argument("--planner", default="offline")
+    p.add_argument("--planner", default="offline", help="offline (default) or claude")
+    p.add_argument("--model", help="Claude model id (default: $TINYFORGE_CLAUDE_MODEL or built-in)")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder")
     p.set_defaults(func=cmd_new)
 
-    p = sub.add_parser("build", help="train, convert, measure and package a project")
+    p = sub.add_parser(
+        "build",
+        help="train, convert, measure and package a project",
+        description="Train, convert, measure and package a project; check the data and the "
+        "model's health on the way.",
+        epilog="exit status: 0 built, fits and healthy; 2 the build failed (or the data makes "
+        "training pointless); 3 the model does not fit the budget; 4 it fits, but a health "
+        "check found an error (e.g. accuracy at chance level: the data does not predict the "
+        "label).",
+    )
     p.add_argument("project", nargs="?", default=".")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="show the child processes' output")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "deploy",
+        help="build the firmware with PlatformIO; --upload flashes it, --monitor shows its output",
+        description="Run the project's PlatformIO build (pio run -e ENV), then optionally upload "
+        "it and open the serial monitor. Compiler errors and memory overflows are reported with "
+        "the figures that explain them.",
+        epilog="exit status: 0 done; 1 the firmware does not compile; 2 PlatformIO cannot run "
+        "here (platform not installed and no network, no board connected …); 3 the firmware "
+        "does not fit the board's memory.",
+    )
+    p.add_argument("project", nargs="?", default=".")
+    p.add_argument("--env", help="PlatformIO env (default: the project's default env)")
+    p.add_argument("--upload", action="store_true", help="upload to the board after building")
+    p.add_argument("--port", help="serial port of the board (default: auto-detect)")
+    p.add_argument("--monitor", action="store_true", help="then show the board's serial output")
+    p.add_argument("--seconds", type=float, help="stop the monitor after this many seconds")
+    p.add_argument(
+        "--timeout", type=float, default=1800.0, help="longest wait for PlatformIO, in seconds"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="show PlatformIO's output")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("repair", help="propose fixes for a failed build (a diff; --yes applies)")
+    p.add_argument("project", nargs="?", default=".")
+    p.add_argument("--yes", action="store_true", help="apply the proposed fixes")
+    p.add_argument("--log", help="a log to diagnose instead of the last build (e.g. pio run)")
+    p.add_argument(
+        "--repairer",
+        choices=("offline", "claude"),
+        default="offline",
+        help="offline rules (default); claude: the rules, then Claude for the rest",
+    )
+    p.add_argument("--model", help="Claude model id (default: $TINYFORGE_CLAUDE_MODEL or built-in)")
+    p.add_argument("--json", action="store_true", help="print failures and fixes as JSON")
+    p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser("boards", help="list supported boards")
     p.add_argument("--json", action="store_true")
@@ -332,7 +682,38 @@ def build_parser() -> argparse.ArgumentParser:
         default="int8",
         help="how Keras models are converted for inspection (default int8)",
     )
+    p.add_argument(
+        "--convert",
+        action="store_true",
+        help="for .onnx: convert with onnx2tf first and inspect the int8 model (exact figures)",
+    )
+    p.add_argument("--calibration", help="with --convert: a .npy, an image folder or a project")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "convert",
+        help="convert an ONNX model (e.g. from PyTorch) to int8 TFLite Micro, verified",
+    )
+    p.add_argument("model", help="an .onnx file (or a project folder: convert its model again)")
+    p.add_argument("--board", help="board id (a project's own board otherwise)")
+    p.add_argument(
+        "--calibration",
+        help="calibration inputs: a .npy (N samples), an image folder or a TinyForge project "
+        "(random inputs with a warning when missing)",
+    )
+    p.add_argument("--out", help="write a project folder (C array, main.cpp, platformio.ini)")
+    p.add_argument("--input-shape", help="fix open input dimensions, e.g. 1,3,96,96")
+    p.add_argument("--quantization", choices=("int8", "float32"), default="int8")
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=0.99,
+        help="least float32 top-1 agreement with onnxruntime (default 0.99)",
+    )
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="show onnx2tf's output")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("lsp", help="run the language server on stdio (for editors)")
     p.set_defaults(func=cmd_lsp)
@@ -347,6 +728,8 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"[bold red]error[/] ({exc.stage}): {exc}")
         if exc.log_tail and getattr(args, "verbose", False):
             err_console.print(exc.log_tail, markup=False)
+        if args.command == "build":
+            err_console.print(f"Proposed fixes: [bold]tinyforge repair {args.project}[/]")
         return 2
     except TinyForgeError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)

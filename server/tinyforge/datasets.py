@@ -36,6 +36,8 @@ def validate(spec: ProjectSpec, project_dir: Path) -> DatasetSummary:
     if kind is DatasetKind.FOLDER:
         audio = spec.task is Task.KEYWORD_SPOTTING
         return _validate_folder(path, AUDIO_SUFFIXES if audio else IMAGE_SUFFIXES)
+    if kind is DatasetKind.NPY:
+        return _validate_npy(path)
     label = spec.dataset.label_column or "label"
     # An anomaly detector learns from normal rows alone: labels are optional there.
     return _validate_csv(path, label, required=spec.task is not Task.ANOMALY_DETECTION)
@@ -62,6 +64,23 @@ def _validate_folder(path: Path, suffixes: set[str]) -> DatasetSummary:
     if empty:
         raise DatasetError(f"Class folder(s) {', '.join(empty)} in {path} hold no {kind}.")
     return DatasetSummary(with_images, sum(counts.values()))
+
+
+def _validate_npy(path: Path) -> DatasetSummary:
+    import numpy as np
+
+    if not path.is_file():
+        raise DatasetError(f"Dataset file {path} does not exist.")
+    try:
+        # Memory-mapped: only the header is read to check it is a numeric array.
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"Cannot read {path} as a NumPy array (.npy): {exc}.") from None
+    if not isinstance(array, np.ndarray) or array.ndim < 2 or not len(array):
+        raise DatasetError(f"{path} must hold an array of samples, shaped (N, *input shape).")
+    if not np.issubdtype(array.dtype, np.number):
+        raise DatasetError(f"{path} holds {array.dtype} values, not numbers.")
+    return DatasetSummary(None, int(array.shape[0]))
 
 
 def _validate_csv(path: Path, label_column: str, required: bool = True) -> DatasetSummary:

@@ -31,9 +31,7 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 MAX_RETRIES = 2
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 90.0
-KEY_HELP = (
-    "set ANTHROPIC_API_KEY, or store the key in the editor (TinyForge: Set Anthropic API Key)"
-)
+KEY_HELP = "set ANTHROPIC_API_KEY, or give the key to the editor extension (anthropicApiKey)"
 
 
 class ClaudeUnavailable(TinyForgeError):

@@ -27,6 +27,8 @@ from tinyforge.convert.keras_worker import decide
 from tinyforge.errors import StageError, TinyForgeError
 from tinyforge.generate import ARTIFACTS_DIR, MAIN_CPP, MODEL_DATA_CC, MODEL_DATA_H
 from tinyforge.generate.firmware import firmware_arena_bytes
+from tinyforge.health.data import DataReport
+from tinyforge.health.report import after_build, before_training
 from tinyforge.memory.measure import measure_arena, run_tflm
 from tinyforge.memory.target import target_arena_bytes
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
@@ -177,6 +179,11 @@ class BuildResult:
     def fits(self) -> bool:
         return self.verdict.fits
 
+    @property
+    def healthy(self) -> bool:
+        """False when a health check found an error: e.g. accuracy at chance level."""
+        return bool((self.report.get("health") or {}).get("ok", True))
+
 
 # Everything a build writes: restored as it was when a build fails or is cancelled.
 BUILD_OUTPUTS = (
@@ -242,15 +249,27 @@ def build(
     """Run the build stages; `train=False` converts the model the last training saved."""
     project_dir = Path(project_dir).resolve()
     spec = ProjectSpec.load(project_dir)
+    if spec.model is not None:
+        # A model the user brought (`tinyforge convert`): nothing to train, convert it again.
+        return _build_brought_model(project_dir, spec, progress, cancel)
     board = get_board(spec.board)
     summary = datasets.validate(spec, project_dir)
     spec = _fit_input_shape_to_csv(spec, summary, project_dir)
+    # Data checks before anything runs: what makes training pointless stops here, in a sentence.
+    data_health = before_training(spec, project_dir)
     if not train and not (project_dir / ARTIFACTS_DIR / "metrics.json").is_file():
         raise StageError("convert", f"No trained model in {project_dir}: train it first.")
     try:
         with all_or_nothing(project_dir):
             result = _build(
-                project_dir, spec, board, summary, progress or NullProgress(), cancel, train
+                project_dir,
+                spec,
+                board,
+                summary,
+                progress or NullProgress(),
+                cancel,
+                train,
+                data_health=data_health,
             )
     except StageError as exc:
         # The project was restored; the failure is kept beside it for `tinyforge repair`.
@@ -258,6 +277,27 @@ def build(
         raise
     clear_failure(project_dir)
     return result
+
+
+def _build_brought_model(
+    project_dir: Path,
+    spec: ProjectSpec,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> BuildResult:
+    from tinyforge.convert.onnx import convert_onnx
+
+    assert spec.model is not None
+    datasets.validate(spec, project_dir)
+    result = convert_onnx(
+        project_dir / spec.model.source,
+        out=project_dir,
+        quantization=spec.quantization.value,
+        progress=progress,
+        cancel=cancel,
+    )
+    verdict = result.verdict
+    return BuildResult(project_dir, result.report, verdict, result.notices)
 
 
 def _build(
@@ -268,6 +308,7 @@ def _build(
     progress: Progress,
     cancel: threading.Event | None,
     train: bool,
+    data_health: DataReport | None = None,
 ) -> BuildResult:
     seconds: dict[str, float] = {}
     notices: list[str] = []
@@ -336,6 +377,8 @@ def _build(
             "budget": verdict.budget,
             "fits": verdict.fits,
             "violations": [v.__dict__ for v in verdict.violations],
+            # Is the model any good (data, baselines, quantization)? See tinyforge.health.
+            "health": after_build(project_dir, spec, metrics, converted, data_health),
             "history": metrics.get("history"),
             "stage_seconds": seconds,
             "notices": notices,
@@ -438,20 +481,51 @@ def _emit(
     verified: dict[str, Any],
     classes: list[str],
 ) -> generate.WriteResult:
-    tflite_bytes = (project_dir / "model.tflite").read_bytes()
-    sample = np.load(project_dir / ARTIFACTS_DIR / "sample_input.npy")
     converted = json.loads((project_dir / ARTIFACTS_DIR / "convert.json").read_text("utf-8"))
-    label_index = int(converted["sample_label"])
+    metrics = json.loads((project_dir / ARTIFACTS_DIR / "metrics.json").read_text("utf-8"))
+    return emit_firmware(
+        project_dir,
+        board=board,
+        model=model,
+        quantization=spec.quantization.value,
+        sample=np.load(project_dir / ARTIFACTS_DIR / "sample_input.npy"),
+        sample_label_index=int(converted["sample_label"]),
+        labels=classes or [str(i) for i in range(spec.num_classes or 2)],
+        arena_bytes=verified["arena"].arena_bytes,
+        arena_target_bytes=verified["arena_bytes_target"],
+        threshold=metrics.get("threshold"),
+    )
+
+
+def emit_firmware(
+    project_dir: Path,
+    *,
+    board: Board,
+    model: TfliteModel,
+    quantization: str,
+    sample: np.ndarray,
+    sample_label_index: int,
+    labels: list[str],
+    arena_bytes: int,
+    arena_target_bytes: int,
+    threshold: float | None = None,
+) -> generate.WriteResult:
+    """The C array of project_dir/model.tflite with a test sample, and the TFLM main.cpp.
+
+    Shared by `build` (a trained Keras model) and `tinyforge convert` (a model the user brings).
+    """
+    tflite_bytes = (project_dir / "model.tflite").read_bytes()
+    label_index = sample_label_index
     resolver = sorted({tflm_resolver_method(op.op) for op in model.ops})
     common = {"source": "model.tflite", "model_bytes": len(tflite_bytes)}
     files = {
         MODEL_DATA_H: generate.render(
             "model_data.h.j2",
             **common,
-            quantization=spec.quantization.value,
+            quantization=quantization,
             sample_len=int(sample.size),
             sample_label_index=label_index,
-            sample_label=classes[label_index] if label_index < len(classes) else str(label_index),
+            sample_label=labels[label_index] if label_index < len(labels) else str(label_index),
             sample_ctype=c_array.c_type(sample.dtype),
         ),
         MODEL_DATA_CC: generate.render(
@@ -464,14 +538,12 @@ def _emit(
         MAIN_CPP: generate.render_main_cpp(
             board=board,
             model_bytes=len(tflite_bytes),
-            quantization=spec.quantization.value,
-            labels=classes or [str(i) for i in range(spec.num_classes or 2)],
-            arena_bytes=verified["arena"].arena_bytes,
-            arena_target_bytes=verified["arena_bytes_target"],
+            quantization=quantization,
+            labels=labels,
+            arena_bytes=arena_bytes,
+            arena_target_bytes=arena_target_bytes,
             resolver_methods=resolver,
-            threshold=json.loads(
-                (project_dir / ARTIFACTS_DIR / "metrics.json").read_text("utf-8")
-            ).get("threshold"),
+            threshold=threshold,
         ),
     }
     return generate.write_generated(project_dir, files)
@@ -487,6 +559,7 @@ def train_only(
     project_dir = Path(project_dir).resolve()
     spec = ProjectSpec.load(project_dir)
     datasets.validate(spec, project_dir)
+    before_training(spec, project_dir)
     progress = progress or NullProgress()
     try:
         with all_or_nothing(project_dir):

@@ -26,6 +26,8 @@ class DatasetKind(StrEnum):
     DIGITS = "digits"
     FOLDER = "folder"
     CSV = "csv"
+    # A NumPy array of model inputs (N samples): calibrates a model the user brings.
+    NPY = "npy"
 
 
 class Quantization(StrEnum):
@@ -49,6 +51,17 @@ class Dataset(_Strict):
         if self.kind is not DatasetKind.DIGITS and not self.path:
             raise ValueError(f"a '{self.kind.value}' dataset needs a path")
         return self
+
+
+class ModelSource(_Strict):
+    """A model the user brings (`tinyforge convert`) instead of one TinyForge trains."""
+
+    source: str = Field(description="The model file (.onnx), relative to the project folder.")
+    input_shape: list[int] | None = Field(
+        default=None,
+        description="The fixed input shape the model is converted for, in its own layout "
+        "(batch 1 first), when the file leaves dimensions open.",
+    )
 
 
 class Budget(_Strict):
@@ -79,6 +92,8 @@ class ProjectSpec(_Strict):
     quantization: Quantization = Quantization.INT8
     assumptions: list[str] = Field(default_factory=list)
     training: Training = Field(default_factory=Training)
+    # None: TinyForge writes and trains the model (train.py). Set: the user's own model file.
+    model: ModelSource | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ProjectSpec:

@@ -46,17 +46,26 @@ const MARK = '[tinyforge-e2e] ';
       await page.screenshot({ path: file });
       return { path: file };
     },
+    // Only visible elements: closed notifications, menus and pickers can linger hidden in the DOM.
     async text(a) {
-      const loc = page.locator(a.selector).first();
+      const loc = page.locator(a.selector).filter({ visible: true }).first();
       await loc.waitFor({ state: 'attached', timeout: a.timeout ?? 10000 });
       return { text: await loc.innerText() };
     },
     async click(a) {
-      let loc = page.locator(a.selector);
+      let loc = page.locator(a.selector).filter({ visible: true });
       if (a.hasText) {
         loc = loc.filter({ hasText: a.hasText });
       }
-      await loc.first().click({ timeout: a.timeout ?? 10000 });
+      await loc.first().click({ timeout: a.timeout ?? 10000, button: a.button ?? 'left' });
+      return {};
+    },
+    async type(a) {
+      await page.keyboard.type(a.text, { delay: 10 });
+      return {};
+    },
+    async press(a) {
+      await page.keyboard.press(a.key);
       return {};
     },
     async result(a) {

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { arenaChart, escapeHtml, InspectReport, layerTable, lineChart, renderReport, trainingCurves } from '../../src/reportHtml';
+import { arenaChart, escapeHtml, InspectReport, layerNames, layerTable, lineChart, renderReport, trainingCurves } from '../../src/reportHtml';
 
 const layers = [
   { index: 0, name: 'Conv2D (line 11)', op: 'CONV_2D', output_shape: [96, 96, 64], params_bytes: 1984, activation_bytes: 589824, macs: 15925248 },
@@ -28,7 +28,7 @@ describe('inspect report html', () => {
   it('has a per-layer table with totals and the peak highlighted', () => {
     const html = layerTable(layers);
     assert.equal((html.match(/<tr/g) ?? []).length, 5); // head, 3 layers, total
-    assert.match(html, /<tr class="peak">\s*<td class="num">0<\/td><td>Conv2D \(line 11\)/);
+    assert.match(html, /<tr class="peak">\s*<td class="num">0<\/td><td title="Conv2D \(line 11\)">Conv2D \(line 11\)<\/td>/);
     assert.match(html, /96×96×64/);
     assert.match(html, /<td class="num">1,984<\/td><td><\/td><td class="num">15,925,248<\/td>/);
   });
@@ -59,6 +59,26 @@ describe('inspect report html', () => {
     assert.match(html, /Arena use by layer/);
     assert.match(html, /RAM<\/b> 1202.0 KB of 256.0 KB \(470%\) — over budget/);
     assert.equal(escapeHtml(`a<b>&"'`), 'a&#60;b&#62;&#38;&#34;&#39;');
+  });
+
+  it('names TFLite layers by their Keras layer when the given names repeat', () => {
+    const t = (tensor: string, op: string) => ({ index: 0, name: 'digits_1', tensor, op, output_shape: [1], params_bytes: 0, activation_bytes: 1, macs: 0 });
+    assert.deepEqual(
+      layerNames([
+        t('functional_7_1/digits_1/conv2d_1/Relu;functional_7_1/digits_1/conv2d_1/BiasAdd', 'CONV_2D'),
+        t('functional_7_1/digits_1/max_pooling2d_1/MaxPool2d', 'MAX_POOL_2D'),
+        t('StatefulPartitionedCall_1:0', 'SOFTMAX'),
+      ]),
+      ['conv2d_1', 'max_pooling2d_1', 'StatefulPartitionedCall_1:0'],
+    );
+    assert.deepEqual(layerNames(layers), layers.map((l) => l.name));
+  });
+
+  it('draws usage bars without inline styles (the CSP forbids them)', () => {
+    const html = renderReport(report, { cspSource: 'x', nonce: 'n' });
+    assert.ok(!/style="/.test(html));
+    assert.match(html, /<rect class="fill" x="0" y="0" width="100.0%"/); // RAM over budget: capped
+    assert.match(html, /<rect class="fill" x="0" y="0" width="22.2%"/); // flash 218350 of 983040
   });
 
   it('says what to do when there is no training yet, and shows errors', () => {

@@ -197,17 +197,13 @@ def _check_model(
         model_bytes=est.model_bytes_estimate,
         arena_bytes_target=est.arena_bytes_target,
         ops=est.ops,
-        largest_tensor=describe_layer(largest) if largest else None,
     )
     result.estimates.append(est)
     result.verdicts.append(verdict)
     for violation in verdict.violations:
         if violation.resource == "ram":
             culprit = describe_layer(largest) if largest else "none"
-            result.problems.append(
-                f"{violation.message}; tensor arena ≈ {kb(est.arena_bytes_target)}, largest "
-                f"layer: {culprit}"
-            )
+            result.problems.append(f"{violation.message}; largest layer: {culprit}")
         else:
             heavy = max(est.layers, key=lambda f: f.param_bytes)
             result.problems.append(

@@ -107,7 +107,19 @@ def convert(project: Path, quantization: str, artifacts: str) -> dict:
     np.save(project / artifacts / "sample_input.npy", quantize(x_test[index][np.newaxis], inp)[0])
     np.save(project / artifacts / "test_inputs.npy", quantize(x_test, inp))
     scale, zero_point = inp["quantization"]
+    health = _health_figures(
+        project / artifacts,
+        model,
+        tflite_bytes,
+        calibration if quantization == "int8" else None,
+        x_test,
+        y_test,
+        decide(float_pred, threshold),
+        decide(tflite_pred, threshold),
+        len(metrics.get("classes") or []) or int(y_test.max(initial=0)) + 1,
+    )
     return {
+        "health": health,
         "quantization": quantization,
         "float_accuracy": float_accuracy,
         "tflite_accuracy": tflite_accuracy,
@@ -122,6 +134,49 @@ def convert(project: Path, quantization: str, artifacts: str) -> dict:
         "sample_label": int(y_test[index]),
         "test_samples": len(x_test),
     }
+
+
+def _health_figures(
+    artifacts: Path,
+    model: object,
+    tflite_bytes: bytes,
+    calibration: np.ndarray | None,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    float_decisions: np.ndarray,
+    tflite_decisions: np.ndarray,
+    num_classes: int,
+) -> dict:
+    """What tinyforge.health needs from this process: the data and the interpreter are here.
+
+    The test decisions (for the accuracy on test samples not seen in training), the model's
+    layer types (does it scale its inputs?) and, for int8, calibration size, per-class int8 vs
+    float accuracy and saturation. A failure here costs the figures, never the conversion.
+    """
+    np.savez_compressed(
+        artifacts / "predictions.npz", float=float_decisions, tflite=tflite_decisions
+    )
+    figures: dict = {"layers": [type(layer).__name__ for layer in getattr(model, "layers", [])]}
+    if calibration is None:
+        return figures
+    try:
+        from tinyforge.health.quant import worker_figures
+
+        figures.update(
+            worker_figures(
+                tflite_bytes,
+                calibration,
+                x_test,
+                y_test,
+                float_decisions,
+                tflite_decisions,
+                num_classes,
+            )
+        )
+    except Exception as exc:
+        print(f"warning: quantization health figures failed: {exc!r}", flush=True)
+        figures["error"] = repr(exc)
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,7 @@ HTTP_ERROR_RE = re.compile(
     re.IGNORECASE,
 )
 UNKNOWN_PLATFORM_RE = re.compile(r"UnknownPlatform: Unknown development platform (?P<spec>.+)$")
-UNKNOWN_BOARD_RE = re.compile(r"UnknownBoard: Unknown board ID (?P<board>\S+)")
+UNKNOWN_BOARD_RE = re.compile(r"Unknown board ID '?(?P<board>[^'\s]+)'?")
 RESULT_RE = re.compile(r"=+\s*\[(?P<result>SUCCESS|FAILED|ERROR|IGNORED)\]\s*Took (?P<secs>[\d.]+)")
 # Upload tools that found no board, each in its own words.
 NO_BOARD_PATTERNS = (

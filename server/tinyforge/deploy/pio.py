@@ -117,7 +117,7 @@ def target(project_dir: Path, env_name: str | None = None) -> Target:
         wanted = f"env '{env_name}'" if env_name else "a default env"
         raise PioError("no-env", f"platformio.ini has no {wanted} (its envs: {names}).")
     if not env.options.get("platform"):
-        raise PioError("no-env", f"[env:{env.name}] in platformio.ini names no platform.")
+        raise PioError("no-env", f"env:{env.name} in platformio.ini names no platform.")
     return Target(project_dir, env)
 
 
@@ -144,9 +144,9 @@ def registry_reachable(timeout: float = PROBE_TIMEOUT) -> bool:
     return False
 
 
-def installed_packages(project_dir: Path, cancel: threading.Event | None = None) -> list[
-    parse.InstalledPackage
-]:
+def installed_packages(
+    project_dir: Path, cancel: threading.Event | None = None
+) -> list[parse.InstalledPackage]:
     """`pio pkg list -g`, run in the project (so a `core_dir` set in its platformio.ini counts)."""
     result = _run_quiet(pio_command("pkg", "list", "-g"), project_dir, cancel, LIST_TIMEOUT)
     return parse.parse_pkg_list(result.tail)
@@ -156,10 +156,12 @@ def _run_quiet(
     cmd: Sequence[str], cwd: Path, cancel: threading.Event | None, timeout: float
 ) -> jobs.JobResult:
     try:
-        return jobs.run(cmd, cwd=cwd, env=_child_env(), cancel=cancel, timeout=timeout,
-                        keep_lines=2000)  # fmt: skip
+        return jobs.run(
+            cmd, cwd=cwd, env=_child_env(), cancel=cancel, timeout=timeout, keep_lines=2000
+        )
     except TimeoutError as exc:
-        raise PioError("timeout", f"`pio {' '.join(cmd[3:])}` did not answer in {timeout:.0f} s.") from exc
+        what = " ".join(cmd[3:])
+        raise PioError("timeout", f"`pio {what}` did not answer in {timeout:.0f} s.") from exc
 
 
 def platform_install_command(spec: str) -> str:
@@ -179,9 +181,7 @@ def missing_platform(t: Target, packages: list[parse.InstalledPackage]) -> bool:
     return not any(parse.spec_matches(spec, p) for p in platforms)
 
 
-def check_ready(
-    t: Target, progress: Progress, cancel: threading.Event | None = None
-) -> list[str]:
+def check_ready(t: Target, progress: Progress, cancel: threading.Event | None = None) -> list[str]:
     """Fail at once, in one sentence, when the build would wait on a registry it cannot reach.
 
     Returns notes for the user (what the first build will download) when the registry is there.
@@ -194,9 +194,9 @@ def check_ready(
         if not registry_reachable():
             raise PioError(
                 "platform-missing",
-                f"PlatformIO's {parse.spec_name(t.platform)} platform (for [env:{t.name}]) is not "
-                "installed and PlatformIO's registry cannot be reached from here: when online, "
-                f"run `{platform_install_command(t.platform)}` and build again.",
+                f"The PlatformIO platform {parse.spec_name(t.platform)} (for env:{t.name}) is "
+                "not installed and PlatformIO's registry cannot be reached from here: when "
+                f"online, run `{platform_install_command(t.platform)}` and build again.",
             )
         notes.append(
             f"installing PlatformIO's {parse.spec_name(t.platform)} platform and its toolchain "
@@ -257,20 +257,22 @@ class _Watch:
             time.sleep(0.05)
 
     def installing(self, manager: str, spec: str) -> None:
+        if spec.strip().startswith(("symlink://", "file://")):
+            return  # a local folder is linked or copied: no download
         if self._reachable is None:
             self._reachable = registry_reachable()
         if self._reachable:
             return
         what = {"Platform": "platform", "Tool": "tool", "Library": "library"}[manager]
+        # A platform alone; libraries and the platform's toolchains come with the project's
+        # own install command (it installs what this env needs).
         if manager == "Platform":
             how = platform_install_command(self.t.platform)
-        elif manager == "Library":
-            how = project_install_command(self.t)
         else:
-            how = f"pio pkg install -g -t {quote(spec)}"
+            how = project_install_command(self.t)
         self.reason = PioError(
             "offline",
-            f"PlatformIO needs the {what} {spec} for [env:{self.t.name}], which is not installed, "
+            f"PlatformIO needs the {what} {spec} for env:{self.t.name}, which is not installed, "
             f"and its registry cannot be reached from here: when online, run `{how}` and build "
             "again.",
         )
@@ -325,10 +327,10 @@ def run_pio(
             ) from exc
     log = parser.log
     if not result.ok and (log.network_error or log.unknown_platform) and log.installing:
-        manager, spec = log.installing[-1]
+        spec = log.installing[-1][1]
         raise PioError(
             "offline",
-            f"PlatformIO could not download {spec} for [env:{t.name}]: when online, run "
+            f"PlatformIO could not download {spec} for env:{t.name}: when online, run "
             f"`{project_install_command(t)}` and build again.",
         )
     return PioRun(result.returncode, log, result.tail, result.seconds)
@@ -371,9 +373,16 @@ def uploads_over_serial(t: Target, family: str | None) -> bool:
 
 
 def choose_port(
-    t: Target, port: str | None, family: str | None, cancel: threading.Event | None = None
+    t: Target,
+    port: str | None,
+    family: str | None,
+    cancel: threading.Event | None = None,
+    *,
+    serial: bool = False,
 ) -> str | None:
     """The serial port to use, or a one-sentence error when no board is connected.
+
+    `serial`: a serial port is needed whatever the upload protocol (the monitor).
 
     PlatformIO would otherwise pick any serial port, the machine's own UART included, and the
     upload tool would then time out talking to nothing.
@@ -381,7 +390,7 @@ def choose_port(
     configured = port or t.env.options.get("upload_port", "").strip() or None
     if configured and not configured.startswith(("/dev/", "COM")):
         return configured  # a network address (OTA) or a mounted disk: nothing to list
-    if not configured and not uploads_over_serial(t, family):
+    if not configured and not serial and not uploads_over_serial(t, family):
         return None
     ports = serial_ports(cancel)
     if configured:

@@ -12,7 +12,9 @@ import re
 
 BEGIN = "// >>> tinyforge:begin {name}"
 END = "// <<< tinyforge:end {name}"
-_MARKER_RE = re.compile(r"^[ \t]*// (?P<kind>>>> tinyforge:begin|<<< tinyforge:end) (?P<name>[\w-]+)")
+_MARKER_RE = re.compile(
+    r"^[ \t]*// (?P<kind>>>> tinyforge:begin|<<< tinyforge:end) (?P<name>[\w-]+)"
+)
 
 
 class SectionError(ValueError):

@@ -306,9 +306,10 @@ def _duplicate_findings(
         )
     if conflicts:
         count = sum(len(idx) for idx in conflicts)
-        first = conflicts[0]
-        where = _where(first[:2], unit, line_offset)
-        shown = " and ".join(f"'{labels[i]}'" for i in first[:2])
+        # One sample per label, so that the example shows the contradiction.
+        first = list({labels[i]: i for i in reversed(conflicts[0])}.values())[::-1][:2]
+        where = _where(sorted(first), unit, line_offset)
+        shown = " and ".join(f"'{labels[i]}'" for i in sorted(first))
         found.append(
             Finding(
                 "warning",

@@ -39,7 +39,7 @@ FIXED_OUTPUT_OPS = {"SOFTMAX", "LOGISTIC", "TANH", "LOG_SOFTMAX"}
 # From one tensor to the next an int8 scale changing by more than this factor loses almost all
 # resolution on one side.
 SCALE_JUMP = 1e4
-SATURATION_SHARE = 0.02
+SATURATION_SHARE = 0.05
 MIN_CALIBRATION_SAMPLES = 100
 OVERALL_DROP = 0.02
 CLASS_DROP = 0.10
@@ -206,8 +206,13 @@ def _scale_jumps(model: TfliteModel) -> list[Finding]:
 
 
 def _tensor(tensor: TensorInfo) -> str:
-    name = tensor.name if len(tensor.name) <= 48 else "…" + tensor.name[-47:]
-    return f"tensor {tensor.index} '{name}'"
+    return f"tensor {tensor.index} '{short_name(tensor.name)}'"
+
+
+def short_name(name: str) -> str:
+    """A converter's tensor name cut to its layer: 'm/dense_1/MatMul;m/…' → 'dense_1/MatMul'."""
+    first = name.split(";", 1)[0]
+    return "/".join(first.split("/")[-2:])
 
 
 def _span(tensor: TensorInfo) -> float:
@@ -250,7 +255,7 @@ def crash_explanation(path: Path) -> tuple[str, str] | None:
     if softmax:
         op_index, tensor = softmax[0]
         return (
-            f" most likely preparing op SOFTMAX (node {op_index})",
+            f", most likely while preparing op SOFTMAX (node {op_index})",
             f"its input {_tensor(tensor)} has a degenerate scale {tensor.scale[0]:.2g} from "
             f"calibration, below the {SOFTMAX_MIN_PRODUCT:.2g} TFLM's SOFTMAX kernel needs, so "
             "it aborts; calibrate on more varied, representative data and convert again",
@@ -286,23 +291,22 @@ def worker_figures(
     calibration: np.ndarray,
     x_test: np.ndarray,
     y_test: np.ndarray,
-    float_pred: np.ndarray,
-    int8_pred: np.ndarray,
+    float_decisions: np.ndarray,
+    int8_decisions: np.ndarray,
     num_classes: int,
 ) -> dict[str, Any]:
     """Figures for convert.json: calibration size, per-class accuracy, saturation per tensor.
 
-    Runs in the convert worker (it imports ai_edge_litert); the inputs are float samples.
+    Runs in the convert worker (it imports ai_edge_litert); the inputs are float samples and
+    the decisions are class indices for x_test, of the float and of the int8 model.
     """
     figures: dict[str, Any] = {"calibration_samples": len(calibration)}
-    float_class = np.argmax(float_pred.reshape(len(y_test), -1), axis=1)
-    int8_class = np.argmax(int8_pred.reshape(len(y_test), -1), axis=1)
     figures["per_class"] = [
         {
             "class": c,
             "samples": int(np.sum(y_test == c)),
-            "float_correct": int(np.sum((y_test == c) & (float_class == c))),
-            "int8_correct": int(np.sum((y_test == c) & (int8_class == c))),
+            "float_correct": int(np.sum((y_test == c) & (float_decisions == c))),
+            "int8_correct": int(np.sum((y_test == c) & (int8_decisions == c))),
         }
         for c in range(num_classes)
     ]
@@ -396,6 +400,7 @@ def check_figures(figures: dict[str, Any], classes: list[str]) -> list[Finding]:
         if over:
             key, share = over[0]
             index, _, name = key.partition(":")
+            name = short_name(name)
             more = ""
             if len(over) > 1:
                 more = f" ({len(over) - 1} more tensor(s) over {pct(SATURATION_SHARE)})"

@@ -95,8 +95,11 @@ def code_actions(server: TinyForgeServer, params: lsp.CodeActionParams) -> list[
     if found:
         request, explicit = found
         try:
+            # Always the offline planner here: editors ask for code actions on every cursor
+            # move, and a network round trip (and its cost) per request is not acceptable.
+            # The tinyforge.newProject command uses the configured planner.
             edit, folder = create_project_edit(
-                request, document.uri, server.settings.board, server.settings.planner
+                request, document.uri, server.settings.board, "offline"
             )
             actions.append(
                 lsp.CodeAction(
@@ -122,9 +125,17 @@ def code_actions(server: TinyForgeServer, params: lsp.CodeActionParams) -> list[
 def _model_actions(
     server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
+    from tinyforge.lsp.firmware import firmware_code_actions
     from tinyforge.lsp.model_checks import model_code_actions
+    from tinyforge.lsp.onnx_convert import onnx_export_actions
 
-    return model_code_actions(server, document, params)
+    # Fixes for the model script's estimates, and for a PlatformIO build's memory overflow;
+    # converting what a `torch.onnx.export(...)` call writes.
+    return (
+        model_code_actions(server, document, params)
+        + firmware_code_actions(server, params)
+        + onnx_export_actions(server, document, params)
+    )
 
 
 def register(server: TinyForgeServer) -> None:

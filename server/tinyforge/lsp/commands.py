@@ -144,37 +144,64 @@ def register(server: TinyForgeServer) -> None:
         publish_all(ls)
         return {"ok": True, "board": board.id}
 
+    # A worker thread: with the Claude planner these wait on the network, and the server must
+    # keep answering meanwhile. `notices` says e.g. that no key was set and it planned offline.
     @server.command("tinyforge.plan")
-    def plan(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+    async def plan(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        notices: list[str] = []
         try:
             request = str(args[0]) if args else ""
             board = str(args[1]) if len(args) > 1 and args[1] else None
-            spec = pipeline.plan(
+            spec = await asyncio.to_thread(
+                pipeline.plan,
                 request,
                 board=board,
                 default_board=ls.settings.board,
                 planner=ls.settings.planner,
+                planner_options=ls.settings.planner_options(),
+                notices=notices,
             )
         except TinyForgeError as exc:
-            return _error(exc)
-        return {"ok": True, "spec": spec.model_dump(mode="json")}
+            return {**_error(exc), "notices": notices}
+        return {"ok": True, "spec": spec.model_dump(mode="json"), "notices": notices}
 
     @server.command("tinyforge.newProject")
-    def new_project(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+    async def new_project(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        notices: list[str] = []
         try:
             if len(args) < 2:
                 raise TinyForgeError("tinyforge.newProject takes a request and a folder.")
             board = str(args[2]) if len(args) > 2 and args[2] else None
-            spec, written = pipeline.new_project(
+            spec, written = await asyncio.to_thread(
+                pipeline.new_project,
                 str(args[0]),
                 _project([args[1]], ls),
                 board=board,
                 default_board=ls.settings.board,
                 planner=ls.settings.planner,
+                planner_options=ls.settings.planner_options(),
+                notices=notices,
             )
         except TinyForgeError as exc:
+            return {**_error(exc), "notices": notices}
+        return {
+            "ok": True,
+            "spec": spec.model_dump(mode="json"),
+            "written": written.written,
+            "notices": notices,
+        }
+
+    @server.command("tinyforge.repair")
+    async def repair(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        """Fixes for the project's last failure, each with a WorkspaceEdit to apply."""
+        from tinyforge.lsp.repair import repair_project
+
+        try:
+            project = _project(list(args), ls)
+            result = await asyncio.to_thread(repair_project, project, ls.settings)
+        except TinyForgeError as exc:
             return _error(exc)
-        return {"ok": True, "spec": spec.model_dump(mode="json"), "written": written.written}
+        return {"ok": True, **result}
 
     async def long_job(ls: TinyForgeServer, title: str, work: Callable[..., Any]) -> dict[str, Any]:
         try:
@@ -198,8 +225,23 @@ def register(server: TinyForgeServer) -> None:
             lambda p, c: {"metrics": pipeline.train_only(project, progress=p, cancel=c)},
         )
 
+    @server.command("tinyforge.convertFile")
+    async def convert_file(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        """An .onnx file → verified int8 TFLite Micro project (see lsp/onnx_convert.py)."""
+        from tinyforge.lsp.onnx_convert import convert_file_work
+
+        try:
+            work = convert_file_work(ls, list(args))
+        except TinyForgeError as exc:
+            return _error(exc)
+        return await long_job(ls, "TinyForge: converting ONNX", work)
+
     @server.command("tinyforge.convert")
     async def convert(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        from tinyforge.lsp.onnx_convert import is_onnx_file
+
+        if args and is_onnx_file(args[0]):  # an .onnx file rather than a project folder
+            return await convert_file(ls, *args)
         try:
             project = _project(list(args), ls)
         except TinyForgeError as exc:
@@ -214,15 +256,26 @@ def register(server: TinyForgeServer) -> None:
 
     @server.command("tinyforge.build")
     async def build(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        """args: project, then optionally {"firmware": true, "env": …}: `pio run` after a build
+        that fits, its problems published as diagnostics."""
+        from tinyforge.lsp import firmware
+
         try:
             project = _project(list(args), ls)
         except TinyForgeError as exc:
             return _error(exc)
-        return await long_job(
-            ls,
-            "TinyForge: building",
-            lambda p, c: {"report": pipeline.build(project, progress=p, cancel=c).report},
-        )
+        options = firmware.command_options(list(args), 1)
+
+        def work(p: LspProgress, c: threading.Event) -> dict[str, Any]:
+            report = pipeline.build(project, progress=p, cancel=c).report
+            if not options.get("firmware") or not report.get("fits"):
+                return {"report": report}
+            return {"report": report, "pio": firmware.run_firmware(project, "build", options, p, c)}
+
+        result = await long_job(ls, "TinyForge: building", work)
+        if isinstance(result.get("pio"), dict) and "firmware" in result["pio"]:
+            firmware.publish_result(ls, result["pio"]["firmware"])
+        return result
 
     # -- for the VS Code client: status bar, inspect report, PlatformIO ------------------------
 
@@ -246,7 +299,10 @@ def register(server: TinyForgeServer) -> None:
 
     @server.command("tinyforge.pio")
     async def pio(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
-        """`pio run` (args: project, "build" | "upload") with progress and cancel."""
+        """`pio run` (args: project, "build" | "upload", {"env", "port"}) with progress and
+        cancel; compiler errors and memory overflows become diagnostics."""
+        from tinyforge.lsp import firmware
+
         try:
             project = _project(list(args), ls)
         except TinyForgeError as exc:
@@ -254,22 +310,29 @@ def register(server: TinyForgeServer) -> None:
         target = str(args[1]) if len(args) > 1 and args[1] else "build"
         if target not in ("build", "upload"):
             return _error(TinyForgeError(f"Unknown PlatformIO target '{target}'."))
-
-        def work(progress: LspProgress, cancel: threading.Event) -> dict[str, Any]:
-            cmd = jobs.python_command("-m", "platformio", "run", "-d", str(project))
-            if target == "upload":
-                cmd += ["-t", "upload"]
-            progress.stage(target, 1, 1)
-
-            def on_line(line: str) -> None:
-                progress.log(line)
-                if line.strip():
-                    progress.update(None, line.strip()[:100])
-
-            result = jobs.run(cmd, cwd=project, on_line=on_line, cancel=cancel)
-            if not result.ok:
-                raise TinyForgeError(f"pio run failed:\n{result.tail_text(15)}")
-            return {"target": target, "seconds": round(result.seconds, 2)}
-
+        options = firmware.command_options(list(args), 2)
         title = "TinyForge: uploading" if target == "upload" else "TinyForge: PlatformIO build"
-        return await long_job(ls, title, work)
+        result = await long_job(
+            ls, title, lambda p, c: firmware.run_firmware(project, target, options, p, c)
+        )
+        if isinstance(result.get("firmware"), dict):
+            firmware.publish_result(ls, result["firmware"])
+        return result
+
+    @server.command("tinyforge.upload")
+    async def upload(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        """args: project, {"port": …, "env": …}: build what changed and flash the board."""
+        return await pio(ls, args[0] if args else "", "upload", *args[1:2])
+
+    @server.command("tinyforge.monitor")
+    async def monitor(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        """args: project, {"port", "env"}: the `pio device monitor` command for a terminal."""
+        from tinyforge.lsp import firmware
+
+        try:
+            project = _project(list(args), ls)
+            return await asyncio.to_thread(
+                firmware.monitor, project, firmware.command_options(list(args), 1)
+            )
+        except TinyForgeError as exc:
+            return _error(exc)

@@ -193,13 +193,21 @@ def diagnostics_for(server: TinyForgeServer, uri: str, text: str) -> list[lsp.Di
     name = PurePosixPath(uri).name
     try:
         if name == SPEC_FILENAME:
-            return spec_diagnostics(text)
+            from tinyforge.lsp.health import spec_health_diagnostics
+
+            # The spec's own checks, plus the last build's health findings (report.json).
+            return spec_diagnostics(text) + spec_health_diagnostics(text, doc_path(uri))
         if name == PLATFORMIO_INI:
             return ini_diagnostics(text, uri, server.settings.board)
         if name.endswith(".py"):
             from tinyforge.lsp.model_checks import model_diagnostics
 
-            return model_diagnostics(text, context_for(server.settings.board, uri), doc_path(uri))
+            found = model_diagnostics(text, context_for(server.settings.board, uri), doc_path(uri))
+            if name == "train.py":
+                from tinyforge.lsp.health import script_health_diagnostics
+
+                found += script_health_diagnostics(text, doc_path(uri))
+            return found
     except Exception as exc:  # a bug in one check must not take the editor down with it
         server.window_log_message(
             lsp.LogMessageParams(type=lsp.MessageType.Error, message=f"tinyforge: {name}: {exc!r}")
@@ -215,8 +223,11 @@ def diagnostics_for(server: TinyForgeServer, uri: str, text: str) -> list[lsp.Di
 
 
 def publish(server: TinyForgeServer, uri: str) -> None:
+    from tinyforge.lsp.firmware import stored_diagnostics
+
     document = server.workspace.get_text_document(uri)
-    found = diagnostics_for(server, uri, document.source)
+    # The file's own checks, plus what the project's last PlatformIO build found in it.
+    found = diagnostics_for(server, uri, document.source) + stored_diagnostics(server, uri)
     server.text_document_publish_diagnostics(
         lsp.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=document.version)
     )

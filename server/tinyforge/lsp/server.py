@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pygls.lsp.server import LanguageServer
@@ -16,6 +16,14 @@ class Settings:
     board: str | None = None
     planner: str = "offline"
     arena_margin: int = 0
+    claude_model: str | None = None
+    # Passed by the editor from its SecretStorage: kept in memory only, never in a repr, a
+    # log or a file (repr=False keeps it out of any debug print of the settings).
+    anthropic_api_key: str | None = field(default=None, repr=False)
+
+    def planner_options(self) -> dict[str, Any]:
+        """What an LLM planner or repairer needs from the editor (the offline one ignores it)."""
+        return {"api_key": self.anthropic_api_key, "model": self.claude_model}
 
     def update(self, options: Any) -> None:
         if not isinstance(options, dict):
@@ -28,6 +36,13 @@ class Settings:
             self.planner = options["planner"]
         if isinstance(options.get("arenaMargin"), int):
             self.arena_margin = options["arenaMargin"]
+        if isinstance(options.get("anthropicApiKey"), str):
+            # An empty string is how the editor says the key was deleted.
+            self.anthropic_api_key = options["anthropicApiKey"].strip() or None
+        claude = options.get("claude")
+        model = claude.get("model") if isinstance(claude, dict) else options.get("claude.model")
+        if isinstance(model, str):
+            self.claude_model = model.strip() or None
 
 
 class TinyForgeServer(LanguageServer):

@@ -186,13 +186,23 @@ def inspect_model(
     project: Path | str | None = None,
     measure: bool = True,
     quantization: str = "int8",
+    convert: bool = False,
+    calibration: Path | str | None = None,
 ) -> dict[str, Any]:
-    """The inspect report of one model file (see the module docstring)."""
+    """The inspect report of one model file (see the module docstring).
+
+    `convert` (for .onnx): convert it with onnx2tf first (calibrated on `calibration`, random
+    with a warning otherwise) and inspect the converted .tflite, instead of mapping its ops.
+    """
     started = time.monotonic()
     model_path = Path(path)
     choice = resolve_budget(board, project) if (board or project) else None
     kind = model_format(model_path)
-    if kind == "onnx":
+    if kind == "onnx" and convert:
+        report = _onnx_converted_report(
+            model_path, measure=measure, quantization=quantization, calibration=calibration
+        )
+    elif kind == "onnx":
         from tinyforge.memory.onnx_inspect import onnx_report
 
         report = onnx_report(model_path)
@@ -200,6 +210,11 @@ def inspect_model(
         report = _keras_report(model_path, measure=measure, quantization=quantization)
     else:
         report = tflite_report(load_tflite(model_path), model_path, measure=measure)
+        # Quantization health (degenerate scales, ops TFLM aborts on) of the user's .tflite; a
+        # Keras file is converted here with random calibration data, so its scales say nothing.
+        from tinyforge.health.quant import check_tflite
+
+        report["health"] = [finding.to_dict() for finding in check_tflite(model_path)]
     # Name and kind first, for a reader of the JSON.
     report = {"model": str(model_path), "format": kind, **report}
     _add_budget(report, choice)
@@ -376,4 +391,32 @@ def _keras_report(path: Path, *, measure: bool, quantization: str) -> dict[str, 
             report["keras_estimate"] = {"error": str(exc)}
         else:
             report["keras_estimate"] = definition.to_dict()
+    return report
+
+
+# --- ONNX, converted ---------------------------------------------------------------------------
+
+
+def _onnx_converted_report(
+    path: Path, *, measure: bool, quantization: str, calibration: Path | str | None
+) -> dict[str, Any]:
+    """Convert the ONNX model with onnx2tf in a child process, then inspect the .tflite."""
+    import tempfile
+
+    from tinyforge.convert.onnx import convert_to_tflite
+
+    with tempfile.TemporaryDirectory(prefix="tinyforge-inspect-") as tmp:
+        tflite_path, result = convert_to_tflite(
+            path, Path(tmp), calibration=calibration, quantization=quantization
+        )
+        report = tflite_report(load_tflite(tflite_path), tflite_path, measure=measure)
+    float_cmp = result["float"]
+    report["onnx_ops"] = result["onnx_ops"]
+    report["agreement"] = {"float": float_cmp, "int8": result.get("int8")}
+    report["notes"][:0] = [
+        *result["notices"],
+        f"Converted to {quantization} TFLite with onnx2tf ({result['calibration']}) in "
+        f"{result.get('onnx2tf_seconds', 0):.1f} s; float32 agrees with ONNX on "
+        f"{100 * float_cmp['agreement']:.1f}% ({float_cmp['measure']}).",
+    ]
     return report

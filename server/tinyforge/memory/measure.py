@@ -459,9 +459,18 @@ def _crash_error(path: Path, model: TfliteModel, run: _ChildRun) -> StageError:
         cause = f"the TFLM child failed ({lines[-1] if lines else 'Python error'})"
     else:
         cause = "TFLM could not handle the model's structure, which may be malformed or unsupported"
+    op_hint = _op_hint(after)
+    if code < 0 and code != -signal.SIGKILL and stage in (None, "allocate"):
+        # TFLM aborts without a word on some quantization parameters (SOFTMAX's Prepare on a
+        # degenerate input scale): the model's own scales name the op and the cause.
+        from tinyforge.health.quant import crash_explanation
+
+        explained = crash_explanation(path)
+        if explained is not None:
+            op_hint, cause = op_hint or explained[0], explained[1]
     return StageError(
         STAGE,
-        f"TFLM {how} while {doing} for {path.name}{size}{_op_hint(after)}: {cause}.",
+        f"TFLM {how} while {doing} for {path.name}{size}{op_hint}: {cause}.",
         log_tail=_tail(run.stderr),
     )
 

@@ -100,4 +100,4 @@ def failure_from_log(text: str, stage: str = "log") -> Failure:
     telling = next((ln for ln in lines if _FIRST_ERROR.search(ln)), None)
     telling = telling or next((ln for ln in reversed(lines) if _ANY_ERROR.search(ln)), None)
     message = (telling or (lines[-1] if lines else "empty log")).strip()
-    return Failure(stage, message, text[-LOG_LIMIT:], source="log")
+    return Failure(stage, message, text[-LOG_LIMIT:], source="")

@@ -1,0 +1,314 @@
+"""PlatformIO from the editor: the last build's problems as diagnostics, and their quick fixes.
+
+A build (`tinyforge.pio`, `tinyforge.upload`, `tinyforge.build` with firmware) leaves a list of
+problems per project; they are published on their files (compiler errors on the source line,
+memory overflows on the `board =` line of platformio.ini) until the next build of that project
+replaces them. An overflow offers the fixes its message names: move the arena to the heap/PSRAM
+(a build flag), retarget a board with more memory, or shrink the model (a lower budget in
+tinyforge.toml, from which the next build chooses a smaller architecture).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.uris import from_fs_path
+
+from tinyforge.lsp.documents import doc_path, find_key_line, line_range
+from tinyforge.lsp.server import TinyForgeServer
+from tinyforge.progress import Progress
+from tinyforge.spec import SPEC_FILENAME
+
+SOURCE = "tinyforge"
+OVERFLOW_CODES = ("ram-overflow", "flash-overflow")
+_SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning}
+
+# project folder → uri → diagnostics of that project's last PlatformIO run, per server.
+_STORES: weakref.WeakKeyDictionary[TinyForgeServer, dict[str, dict[str, list[lsp.Diagnostic]]]]
+_STORES = weakref.WeakKeyDictionary()
+
+
+def _store(server: TinyForgeServer) -> dict[str, dict[str, list[lsp.Diagnostic]]]:
+    return _STORES.setdefault(server, {})
+
+
+def _uri(path: str | Path) -> str:
+    return from_fs_path(str(path)) or Path(path).as_uri()
+
+
+def _text(server: TinyForgeServer, path: Path) -> str:
+    uri = _uri(path)
+    if uri in server.workspace.text_documents:
+        return server.workspace.get_text_document(uri).source
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _problem_range(server: TinyForgeServer, problem: dict[str, Any], env: str) -> lsp.Range:
+    path = Path(problem["file"])
+    lines = _text(server, path).splitlines() or [""]
+    if problem.get("anchor") == "board":
+        number = find_key_line(lines, "board", f"env:{env}")
+        number = number if number is not None else (find_key_line(lines, "board") or 0)
+        return line_range(number, lines[number] if number < len(lines) else "")
+    number = max((problem.get("line") or 1) - 1, 0)
+    text = lines[number] if number < len(lines) else ""
+    start = max((problem.get("column") or 1) - 1, 0)
+    if problem.get("column") is None:
+        start = len(text) - len(text.lstrip())
+    return line_range(number, text, start, max(len(text.rstrip()), start + 1))
+
+
+def result_diagnostics(
+    server: TinyForgeServer, result: dict[str, Any]
+) -> dict[str, list[lsp.Diagnostic]]:
+    found: dict[str, list[lsp.Diagnostic]] = {}
+    for problem in result.get("problems", []):
+        diagnostic = lsp.Diagnostic(
+            range=_problem_range(server, problem, result.get("env", "")),
+            message=problem["message"],
+            severity=_SEVERITY.get(problem["severity"], lsp.DiagnosticSeverity.Error),
+            source=f"{SOURCE} (pio)",
+            code=problem["code"],
+            data=problem.get("data") or None,
+        )
+        found.setdefault(_uri(problem["file"]), []).append(diagnostic)
+    return found
+
+
+def stored_diagnostics(server: TinyForgeServer, uri: str) -> list[lsp.Diagnostic]:
+    return [d for per_uri in _store(server).values() for d in per_uri.get(uri, [])]
+
+
+def publish_result(server: TinyForgeServer, result: dict[str, Any]) -> None:
+    """Replace the project's build diagnostics with this result's (none when it built)."""
+    from tinyforge.lsp import diagnostics
+
+    project = str(result["project_dir"])
+    store = _store(server)
+    before = set(store.get(project, {}))
+    store[project] = result_diagnostics(server, result)
+    for uri in sorted(before | set(store[project])):
+        if uri in server.workspace.text_documents:
+            diagnostics.publish(server, uri)  # the file's own checks plus these
+        else:
+            server.text_document_publish_diagnostics(
+                lsp.PublishDiagnosticsParams(uri=uri, diagnostics=stored_diagnostics(server, uri))
+            )
+
+
+# -- quick fixes ----------------------------------------------------------------------------------
+
+
+def _edit(uri: str, line: int, old: str, new: str) -> lsp.WorkspaceEdit:
+    rng = lsp.Range(
+        start=lsp.Position(line=line, character=0), end=lsp.Position(line=line, character=len(old))
+    )
+    return lsp.WorkspaceEdit(changes={uri: [lsp.TextEdit(range=rng, new_text=new)]})
+
+
+def _insert(uri: str, line: int, text: str) -> lsp.WorkspaceEdit:
+    at = lsp.Position(line=line, character=0)
+    return lsp.WorkspaceEdit(
+        changes={uri: [lsp.TextEdit(range=lsp.Range(start=at, end=at), new_text=text)]}
+    )
+
+
+def _heap_action(
+    server: TinyForgeServer, ini: Path, env: str, data: dict[str, Any], diag: lsp.Diagnostic
+) -> lsp.CodeAction | None:
+    from tinyforge.generate.firmware import ARENA_HEAP_MACRO
+
+    lines = _text(server, ini).splitlines()
+    flag = f"-D{ARENA_HEAP_MACRO}=1"
+    if any(flag in line for line in lines):
+        return None
+    where = "heap/PSRAM" if data.get("psram") else "heap"
+    flags_line = find_key_line(lines, "build_flags", f"env:{env}")
+    if flags_line is not None:
+        edit = _insert(_uri(ini), flags_line + 1, f"    {flag}\n")
+    else:
+        board_line = find_key_line(lines, "board", f"env:{env}") or 0
+        edit = _insert(_uri(ini), board_line + 1, f"build_flags = {flag}\n")
+    return lsp.CodeAction(
+        title=f"Move the tensor arena to the {where} ({flag})",
+        kind=lsp.CodeActionKind.QuickFix,
+        diagnostics=[diag],
+        edit=edit,
+        is_preferred=True,
+    )
+
+
+def _board_actions(
+    server: TinyForgeServer, project: Path, ini: Path, env: str, data: dict[str, Any],
+    diag: lsp.Diagnostic,
+) -> list[lsp.CodeAction]:  # fmt: skip
+    from tinyforge.boards import get_board
+
+    what = "RAM" if data.get("resource") == "ram" else "flash"
+    spec = project / SPEC_FILENAME
+    actions = []
+    for board_id in data.get("bigger_boards", [])[:2]:
+        board = get_board(board_id)
+        size = board.ram_bytes if what == "RAM" else board.flash_bytes
+        if spec.is_file():
+            lines = _text(server, spec).splitlines()
+            number = find_key_line(lines, "board")
+            if number is None:
+                continue
+            edit = _edit(_uri(spec), number, lines[number], f'board = "{board.id}"')
+            title = (
+                f"Retarget the project to {board.id} ({size // 1024} KB {what}) in "
+                "tinyforge.toml, then rebuild"
+            )
+        else:
+            lines = _text(server, ini).splitlines()
+            number = find_key_line(lines, "board", f"env:{env}")
+            if number is None:
+                continue
+            edit = _edit(_uri(ini), number, lines[number], f"board = {board.id}")
+            platform_line = find_key_line(lines, "platform", f"env:{env}")
+            if platform_line is not None and edit.changes is not None:
+                edit.changes[_uri(ini)].append(
+                    lsp.TextEdit(
+                        range=line_range(platform_line, lines[platform_line]),
+                        new_text=f"platform = {board.platform}",
+                    )
+                )
+            title = f"Pick a board with more {what}: {board.id} ({size // 1024} KB)"
+        actions.append(
+            lsp.CodeAction(
+                title=title, kind=lsp.CodeActionKind.QuickFix, diagnostics=[diag], edit=edit
+            )
+        )
+    return actions
+
+
+def _shrink_action(
+    server: TinyForgeServer, project: Path, data: dict[str, Any], diag: lsp.Diagnostic
+) -> lsp.CodeAction | None:
+    spec = project / SPEC_FILENAME
+    over = data.get("overflow_bytes")
+    if not spec.is_file() or not over:
+        return None
+    key = "ram_bytes" if data.get("resource") == "ram" else "flash_bytes"
+    lines = _text(server, spec).splitlines()
+    number = find_key_line(lines, key, "budget")
+    if number is None:
+        return None
+    m = re.search(r"=\s*([\d_]+)", lines[number])
+    if not m:
+        return None
+    current = int(m.group(1).replace("_", ""))
+    # Lower the budget by the overflow and a KB more, so the next plan leaves real headroom.
+    lowered = max(1024, current - over - 1024)
+    what = "RAM" if key == "ram_bytes" else "flash"
+    return lsp.CodeAction(
+        title=(
+            f"Shrink the model: lower the {what} budget to {lowered:,} bytes in tinyforge.toml "
+            "(the next build chooses a smaller model)"
+        ),
+        kind=lsp.CodeActionKind.QuickFix,
+        diagnostics=[diag],
+        edit=_edit(_uri(spec), number, lines[number], f"{key} = {lowered}"),
+    )
+
+
+def firmware_code_actions(
+    server: TinyForgeServer, params: lsp.CodeActionParams
+) -> list[lsp.CodeAction]:
+    path = doc_path(params.text_document.uri)
+    if path is None or path.name != "platformio.ini":
+        return []
+    actions: list[lsp.CodeAction] = []
+    for diag in params.context.diagnostics:
+        if diag.code not in OVERFLOW_CODES or not isinstance(diag.data, dict):
+            continue
+        data = diag.data
+        project = Path(data.get("project_dir") or path.parent)
+        env = _env_of(server, path, diag.range.start.line)
+        if data.get("heap_option") and data.get("resource") == "ram":
+            heap = _heap_action(server, path, env, data, diag)
+            if heap is not None:
+                actions.append(heap)
+        shrink = _shrink_action(server, project, data, diag)
+        if shrink is not None:
+            actions.append(shrink)
+        actions += _board_actions(server, project, path, env, data, diag)
+    return actions
+
+
+def _env_of(server: TinyForgeServer, ini: Path, line: int) -> str:
+    """The `[env:NAME]` section that contains `line`."""
+    name = ""
+    for number, text in enumerate(_text(server, ini).splitlines()):
+        if number > line:
+            break
+        m = re.match(r"^\s*\[env:([^\]]+)\]", text)
+        if m:
+            name = m.group(1).strip()
+    return name
+
+
+# -- the commands' work (run in a worker thread by lsp/commands.py) ---------------------------
+
+
+def command_options(args: list[Any], index: int) -> dict[str, Any]:
+    """The optional options object of a command (`{"env": …, "port": …, "firmware": …}`)."""
+    value = args[index] if len(args) > index else None
+    return value if isinstance(value, dict) else {}
+
+
+def run_firmware(
+    project: Path,
+    action: str,
+    options: dict[str, Any],
+    progress: Progress,
+    cancel: threading.Event | None,
+) -> dict[str, Any]:
+    """`pio run` (action "build") or `pio run -t upload` ("upload") on the project.
+
+    When PlatformIO cannot run here at all (platform not installed offline, no board …) the
+    result says so in one sentence (`error`, and `kind`); a cancel still raises.
+    """
+    from tinyforge import deploy
+
+    env = options.get("env") if isinstance(options.get("env"), str) else None
+    port = options.get("port") if isinstance(options.get("port"), str) else None
+    try:
+        if action == "upload":
+            result = deploy.upload_firmware(
+                project, env=env, port=port, progress=progress, cancel=cancel
+            )
+        else:
+            result = deploy.build_firmware(project, env=env, progress=progress, cancel=cancel)
+    except deploy.PioError as exc:
+        return {"ok": False, "target": action, "error": str(exc), "kind": exc.kind}
+    out: dict[str, Any] = {
+        "ok": result.ok,
+        "target": action,
+        "seconds": result.seconds,
+        "summary": result.summary,
+        "firmware": result.to_dict(),
+    }
+    if not result.ok:
+        out["error"] = result.summary
+    return out
+
+
+def monitor(project: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """The serial monitor's command line, for the editor to run in a terminal (it is
+    interactive: the user reads the predictions and ends it with Ctrl+C)."""
+    from tinyforge import deploy
+
+    env = options.get("env") if isinstance(options.get("env"), str) else None
+    port = options.get("port") if isinstance(options.get("port"), str) else None
+    cmd, chosen = deploy.monitor_command(project, env=env, port=port)
+    return {"ok": True, "command": cmd, "cwd": str(project), "port": chosen}
