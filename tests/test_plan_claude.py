@@ -423,3 +423,38 @@ def test_new_project_writes_claudes_checked_model(tmp_path: Path) -> None:
     # Claude's design is the user's now: a regeneration keeps it.
     again = generate.write_project(spec, out)
     assert again.kept == ["train.py"]
+
+
+def test_reply_without_the_tool_call_is_asked_again() -> None:
+    text_only = tool_reply("project_spec", {}, 1)
+    text_only[1]["content"] = [{"type": "text", "text": "Which board do you mean?"}]
+    text_only[1]["stop_reason"] = "end_turn"
+    replay = Replay(text_only, tool_reply("project_spec", digits_spec(), 2))
+    assert planner(replay).plan(DIGITS).board == "pico"
+    turns = replay.bodies[1]["messages"]
+    assert turns[1] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Which board do you mean?"}],
+    }
+    assert turns[2]["content"].endswith("Call project_spec.")
+
+
+def test_csv_projects_keep_tinyforges_sizing(tmp_path: Path) -> None:
+    # The input width of CSV data is only known when the build reads the file.
+    csv_spec = digits_spec(
+        task="sensor_classification",
+        input_shape=[3],
+        classes=["idle", "walk"],
+        num_classes=2,
+        dataset={"kind": "csv", "path": "moves.csv", "label_column": "label"},
+    )
+    replay = Replay(tool_reply("project_spec", csv_spec))
+    notices: list[str] = []
+    pipeline.new_project(
+        "classify idle vs walk from moves.csv on a Pi Pico",
+        tmp_path / "moves",
+        planner="claude",
+        planner_options={"api_key": KEY, "http_client": replay.client()},
+        notices=notices,
+    )
+    assert len(replay.requests) == 1  # the spec only: no model proposal asked for

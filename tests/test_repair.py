@@ -20,6 +20,7 @@ import httpx2
 import pytest
 
 from tests.conftest import run_cli, set_epochs
+from tests.firmware_fixtures import LocalPio
 from tests.test_plan_claude import KEY, Replay, tool_reply
 from tinyforge import pipeline
 from tinyforge.check import runtime_costs
@@ -209,6 +210,28 @@ def test_linker_ram_overflow_shrinks_by_the_overflow(trained: Path, tmp_path: Pa
     over = re.search(r"overflowed by (\d+) bytes", failure.text())
     assert over is not None
     assert f"the linker's RAM region overflowed by {over.group(1)} bytes" in fix.explanation
+
+
+def test_firmware_ram_overflow_from_a_real_pio_run_shrinks_the_model(
+    trained: Path, local_pio: LocalPio, tmp_path: Path
+) -> None:
+    # `tinyforge deploy` on the tests' offline PlatformIO platform (real pio, real arm-none-eabi
+    # linker) for a board 600 bytes short of the firmware's arena.
+    report = json.loads((trained / "report.json").read_text())
+    ram = report["arena_bytes_firmware"] - 600
+    firmware = local_pio.project(tmp_path / "fw", trained, ram=ram)
+    for name in ("tinyforge.toml", "train.py"):
+        shutil.copy2(trained / name, firmware / name)
+    deployed = run_cli("deploy", str(firmware), "--json")
+    assert deployed.returncode == 3, deployed.stdout + deployed.stderr
+
+    (failure, *_static) = diagnose(firmware)
+    assert failure.stage == "deploy" and "RAM overflows by" in failure.message
+    over = re.search(r"region `RAM' overflowed by (\d+) bytes", failure.log_tail)
+    assert over is not None and int(over.group(1)) >= 600
+    shrink = [f for f in propose_fixes(firmware).fixes if f.rule == "shrink-model"]
+    assert len(shrink) == 1 and shrink[0].applicable
+    assert f"overflowed by {over.group(1)} bytes" in shrink[0].explanation
 
 
 def test_runtime_alone_over_budget_is_advice_not_an_edit(trained: Path) -> None:

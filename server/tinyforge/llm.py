@@ -45,6 +45,10 @@ class ClaudeUnavailable(TinyForgeError):
 class ClaudeReplyError(TinyForgeError):
     """Claude answered, but not with the tool call that was asked for."""
 
+    def __init__(self, message: str, content: list[dict[str, Any]] | None = None) -> None:
+        self.content = content or []  # what it said instead, to keep the conversation whole
+        super().__init__(message)
+
 
 def resolve_model(model: str | None = None) -> str:
     return (model or "").strip() or os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL
@@ -147,7 +151,7 @@ class ClaudeSession:
                 data = block.input if isinstance(block.input, dict) else {}
                 return ToolReply(dict(data), block.id, content)
         why = f"stop_reason {message.stop_reason}"
-        raise ClaudeReplyError(f"Claude's reply had no {tool['name']} tool call ({why}).")
+        raise ClaudeReplyError(f"Claude's reply had no {tool['name']} tool call ({why}).", content)
 
     def _unavailable(self, exc: Exception) -> ClaudeUnavailable:
         import anthropic

@@ -132,9 +132,21 @@ def _propose_model(planner: Any, spec: ProjectSpec, out: Path, notices: list[str
     propose = getattr(planner, "propose_model", None)
     if propose is None:
         return
+    if spec.dataset.kind is DatasetKind.CSV:
+        # The input width is only settled when the build reads the CSV, and a design kept as
+        # the user's would keep a stale INPUT_SHAPE: TinyForge's own sizing follows the data.
+        return
     script = out / generate.TRAIN_SCRIPT
     before = len(getattr(planner, "notices", []))
-    proposal = propose(spec, script.read_text(encoding="utf-8"))
+    try:
+        proposal = propose(
+            spec,
+            script.read_text(encoding="utf-8"),
+            num_classes=generate.plan_model(spec, out).num_classes,
+        )
+    except TinyForgeError as exc:  # the project is written already: say why, keep it
+        notices.append(f"No model proposal: {exc}")
+        proposal = None
     notices += getattr(planner, "notices", [])[before:]
     if proposal is not None:
         # Written outside the manifest on purpose: the design is the user's from now on, so

@@ -18,8 +18,9 @@ from tinyforge.project import load_context
 from pathlib import Path
 path = Path(sys.argv[1])
 analyse(path.read_text(), load_context(path))
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in
-               {"tensorflow", "keras", "tflite_micro", "tflite", "onnx", "onnxruntime", "torch", "sklearn", "anthropic"})
+HEAVY = {"tensorflow", "keras", "tflite_micro", "tflite", "onnx", "onnxruntime", "torch",
+         "sklearn", "anthropic"}
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
 print(json.dumps({"seconds": time.perf_counter() - start, "heavy": heavy}))
 """
 

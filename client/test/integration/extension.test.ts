@@ -198,6 +198,12 @@ export function defineTests(): void {
         const before = api.progressEvents.length;
         const cancelled = vscode.commands.executeCommand<{ ok: boolean; cancelled?: boolean }>('tinyforge.ide.train', digits);
         await waitFor('training to begin', () => api.progressEvents.slice(before).find((e) => e.kind === 'begin'));
+        for (const t of [200, 600, 1500]) {
+          await sleep(t);
+          const seen = await driver('text', { selector: '.notifications-toasts', timeout: 1000 });
+          console.log(`[test] toasts after ${t}: ${JSON.stringify(seen)}`);
+        }
+        await driver('screenshot', { name: 'debug-begin' });
         const button = await driver('click', {
           selector: '.notification-toast:has-text("TinyForge: training") .monaco-button',
           hasText: 'Cancel',

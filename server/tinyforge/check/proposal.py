@@ -108,10 +108,11 @@ def _import_problems(tree: ast.AST, allowed: set[str]) -> list[str]:
     return problems
 
 
-def spec_hints(spec: ProjectSpec) -> dict[str, Any]:
+def spec_hints(spec: ProjectSpec, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Names a training script takes from the project (`num_classes`, INPUT_SHAPE)."""
     hints: dict[str, Any] = {"INPUT_SHAPE": tuple(spec.input_shape)}
     n = spec.num_classes or (len(spec.classes) if spec.classes else None)
+    n = n or (extra or {}).get("num_classes")
     if n:
         for name in ("num_classes", "n_classes", "NUM_CLASSES", "N_CLASSES", "classes_count"):
             hints[name] = n
@@ -129,6 +130,7 @@ def check_source(
     *,
     base_source: str | None = None,
     supported_ops: frozenset[str] | None = None,
+    hints: dict[str, Any] | None = None,
 ) -> ProposalCheck:
     """Problems of `source` as the project's training code; empty when it may train.
 
@@ -143,7 +145,7 @@ def check_source(
         return result
     result.problems += _import_problems(tree, allowed_modules(base_source))
     try:
-        models = find_models(source, spec_hints(spec))
+        models = find_models(source, spec_hints(spec, hints))
     except (SyntaxError, ValueError, RecursionError) as exc:
         result.problems.append(f"the code cannot be read statically: {exc}")
         return result

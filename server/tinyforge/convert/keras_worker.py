@@ -112,7 +112,8 @@ def convert(project: Path, quantization: str, artifacts: str) -> dict:
         model,
         tflite_bytes,
         calibration if quantization == "int8" else None,
-        x_test,
+        # An anomaly detector's anomalies are meant to leave the calibrated (normal) ranges.
+        x_test if threshold is None else x_test[y_test == 0],
         y_test,
         decide(float_pred, threshold),
         decide(tflite_pred, threshold),
@@ -141,7 +142,7 @@ def _health_figures(
     model: object,
     tflite_bytes: bytes,
     calibration: np.ndarray | None,
-    x_test: np.ndarray,
+    x_covered: np.ndarray,
     y_test: np.ndarray,
     float_decisions: np.ndarray,
     tflite_decisions: np.ndarray,
@@ -166,7 +167,7 @@ def _health_figures(
             worker_figures(
                 tflite_bytes,
                 calibration,
-                x_test,
+                x_covered,
                 y_test,
                 float_decisions,
                 tflite_decisions,

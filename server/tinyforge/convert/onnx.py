@@ -94,6 +94,7 @@ class OnnxModelInfo:
     fixed: Any  # onnx.ModelProto with the fixed shape and a TensorFlow-safe input name
     fixed_input_name: str
     notes: list[str] = field(default_factory=list)
+    reference: Any = None  # the user's model with only its IR version lowered, if it had to be
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -185,6 +186,16 @@ def check_onnx(
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
+    reference = None
+    compatible_ir = _compatible_ir_version(model)
+    if compatible_ir is not None:
+        # onnx writes IR versions newer than onnxruntime reads ("Unsupported model IR
+        # version"); the graph itself needs only what its opsets need.
+        fixed.ir_version = compatible_ir
+        reference = onnx.ModelProto()
+        reference.CopyFrom(model)
+        reference.ir_version = compatible_ir
+        notes.append(f"IR version {model.ir_version} lowered to {compatible_ir} for onnxruntime")
     fixed_input = next(i for i in fixed.graph.input if i.name == graph_input.name)
     for dim, size in zip(fixed_input.type.tensor_type.shape.dim, fixed_shape, strict=True):
         dim.Clear()
@@ -198,7 +209,10 @@ def check_onnx(
             f"inference fails ({_first_line(exc)}). Give the shape it was exported for with "
             "--input-shape."
         ) from None
-    nodes = [{"name": n.name, "op_type": n.op_type, "outputs": list(n.output)} for n in graph.node]
+    nodes = [
+        {"name": n.name, "op_type": n.op_type, "inputs": list(n.input), "outputs": list(n.output)}
+        for n in graph.node
+    ]
     params = sum(math.prod(init.dims) for init in graph.initializer)
     return OnnxModelInfo(
         path=path,
@@ -213,7 +227,25 @@ def check_onnx(
         fixed=fixed,
         fixed_input_name=safe_name,
         notes=notes,
+        reference=reference,
     )
+
+
+# Newest IR version every onnxruntime TinyForge supports reads (onnxruntime 1.18+).
+_MAX_SAFE_IR = 10
+
+
+def _compatible_ir_version(model: Any) -> int | None:
+    """A lower IR version for a model newer than onnxruntime may read; None if it is fine."""
+    from onnx import helper
+
+    if model.ir_version <= _MAX_SAFE_IR:
+        return None
+    try:
+        needed = helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
+    except Exception:  # an opset onnx does not know: leave the model as it is
+        return None
+    return max(needed, _MAX_SAFE_IR) if max(needed, _MAX_SAFE_IR) < model.ir_version else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -830,11 +862,15 @@ def _run_worker(
     import onnx
 
     onnx.save(info.fixed, str(work / "model.fixed.onnx"))
+    original = str(info.path)
+    if info.reference is not None:
+        onnx.save(info.reference, str(work / "model.reference.onnx"))
+        original = str(work / "model.reference.onnx")
     np.save(work / "calibration.npy", calib.inputs.astype(np.float32))
     np.save(work / "verify.npy", calib.inputs.astype(np.float32))
     job = {
         "model_name": info.path.name,
-        "original_model": str(info.path),
+        "original_model": original,
         "original_input_name": info.input_name,
         "fixed_model": "model.fixed.onnx",
         "input_name": info.fixed_input_name,
@@ -914,9 +950,11 @@ def _divergence_sentence(
     if where.get("node"):
         error = where.get("max_abs_error")
         size = f", max abs error {error:.3g}" if isinstance(error, float) else ""
+        inputs = where.get("matching_inputs") or []
         before = (
-            f"; the outputs still agree up to {where['last_matching_tensor']}"
-            if where.get("last_matching_tensor")
+            f"; its input{'s' if len(inputs) > 1 else ''} {', '.join(inputs)} still "
+            f"match{'' if len(inputs) > 1 else 'es'}"
+            if inputs
             else ""
         )
         return (

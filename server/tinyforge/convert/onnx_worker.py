@@ -117,7 +117,13 @@ def run_onnx(path: Path, input_name: str, inputs: np.ndarray) -> np.ndarray:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # the reference must run for the verification to mean anything
+        raise ConversionFailed(
+            "reference_failed",
+            f"onnxruntime cannot run the ONNX model to verify the conversion: {_reason(exc, [])}",
+        ) from None
     return np.stack([session.run(None, {input_name: x[np.newaxis]})[0][0] for x in inputs])
 
 
@@ -287,26 +293,28 @@ def locate_divergence(job: dict, work: Path, sample_nhwc: np.ndarray) -> dict | 
     except ConversionFailed:
         return None
     producers = {out: n for n in job.get("nodes", []) for out in n["outputs"]}
-    checked = 0
-    last_match: str | None = None
+    results: dict[str, str] = {}
+    first: tuple[str, str | None] | None = None
     for line in lines:
         match = _VALIDATION.search(line)
         if not match:
             continue
-        checked += 1
-        name = match.group("name")
-        if match.group("result") == "Matches":
-            last_match = name
-        elif match.group("result") == "Unmatched":
-            node = producers.get(name) or producers.get(name.lstrip("/")) or {}
-            err = match.group("err")
-            return {
-                "tensor": name,
-                "node": node.get("name"),
-                "op_type": node.get("op_type"),
-                "max_abs_error": float(err) if err else None,
-                "last_matching_tensor": last_match,
-            }
+        results[match.group("name")] = match.group("result")
+        if first is None and match.group("result") == "Unmatched":
+            first = (match.group("name"), match.group("err"))
+    checked = len(results)
+    if first is not None:
+        name, err = first
+        node = producers.get(name) or producers.get(name.lstrip("/")) or {}
+        # The node's inputs that still match: the difference starts in this node.
+        matching = [i for i in node.get("inputs", []) if results.get(i) == "Matches"]
+        return {
+            "tensor": name,
+            "node": node.get("name"),
+            "op_type": node.get("op_type"),
+            "max_abs_error": float(err) if err else None,
+            "matching_inputs": matching,
+        }
     return {"tensor": None, "checked": checked} if checked else None
 
 
@@ -492,6 +500,13 @@ def main(argv: list[str] | None = None) -> int:
         result = convert(work)
     except ConversionFailed as exc:
         result = {"ok": False, "kind": exc.kind, "error": str(exc), **exc.detail}
+    except Exception as exc:  # anything else still ends in one sentence (traceback in the log)
+        traceback.print_exc()
+        result = {
+            "ok": False,
+            "kind": "internal",
+            "error": f"The conversion failed unexpectedly: {_reason(exc, [])}",
+        }
     (work / RESULT_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0 if result.get("ok") else 1
 

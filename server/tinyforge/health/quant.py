@@ -298,7 +298,9 @@ def worker_figures(
     """Figures for convert.json: calibration size, per-class accuracy, saturation per tensor.
 
     Runs in the convert worker (it imports ai_edge_litert); the inputs are float samples and
-    the decisions are class indices for x_test, of the float and of the int8 model.
+    the decisions are class indices for y_test, of the float and of the int8 model. x_test
+    are the test samples the calibrated ranges should cover (an anomaly detector's anomalies
+    are meant to leave them: the caller leaves those out).
     """
     figures: dict[str, Any] = {"calibration_samples": len(calibration)}
     figures["per_class"] = [

@@ -189,7 +189,7 @@ class ClaudePlanner:
                 )
             except ClaudeReplyError as exc:
                 errors = str(exc)
-                messages.append({"role": "user", "content": f"{exc} Call {SPEC_TOOL}."})
+                messages += _retry_turns(exc, SPEC_TOOL)
                 continue
             spec, problems = self._validate(reply.input, request, named, forced)
             if spec is not None:
@@ -252,10 +252,13 @@ class ClaudePlanner:
 
     # -- the model --------------------------------------------------------------------------
 
-    def propose_model(self, spec: ProjectSpec, train_source: str) -> ModelProposal | None:
+    def propose_model(
+        self, spec: ProjectSpec, train_source: str, *, num_classes: int | None = None
+    ) -> ModelProposal | None:
         """A Claude-designed build_model for train.py that passed the static checks, or None.
 
-        None leaves TinyForge's own architecture in place; `notices` says why.
+        None leaves TinyForge's own architecture in place; `notices` says why. `num_classes`
+        is the count known before training when the spec has none (a folder's sub-folders).
         """
         from tinyforge.check.proposal import check_source, replace_function
 
@@ -268,7 +271,8 @@ class ClaudePlanner:
                 "TFLM did not report its op list: Claude's model proposal was not asked for."
             )
             return None
-        current = check_source(train_source, spec, supported_ops=supported)
+        hints = {"num_classes": num_classes} if num_classes else None
+        current = check_source(train_source, spec, supported_ops=supported, hints=hints)
         tool = {
             "name": MODEL_TOOL,
             "description": "A replacement for train.py's build_model function.",
@@ -311,7 +315,7 @@ class ClaudePlanner:
                 return None
             except ClaudeReplyError as exc:
                 last = str(exc)
-                messages.append({"role": "user", "content": f"{exc} Call {MODEL_TOOL}."})
+                messages += _retry_turns(exc, MODEL_TOOL)
                 continue
             function = str(reply.input.get("build_model") or "")
             rationale = str(reply.input.get("rationale") or "")
@@ -322,7 +326,11 @@ class ClaudePlanner:
                 problems = [str(exc)]
             else:
                 check = check_source(
-                    new_source, spec, base_source=train_source, supported_ops=supported
+                    new_source,
+                    spec,
+                    base_source=train_source,
+                    supported_ops=supported,
+                    hints=hints,
                 )
                 problems = check.problems
             if check is not None and check.ok:
@@ -353,6 +361,15 @@ class ClaudePlanner:
             f"({_shorten(last)}): kept TinyForge's own model sizing."
         )
         return None
+
+
+def _retry_turns(exc: ClaudeReplyError, tool: str) -> list[dict[str, Any]]:
+    """Claude's answer without the tool call, then the request to call it."""
+    turns: list[dict[str, Any]] = []
+    if exc.content:
+        turns.append({"role": "assistant", "content": exc.content})
+    turns.append({"role": "user", "content": f"{exc} Call {tool}."})
+    return turns
 
 
 def _shorten(text: str, limit: int = 300) -> str:

@@ -25,8 +25,8 @@ from tinyforge.repair.fixes import FileEdit, Fix, apply_fix
 from tinyforge.repair.rules import INI, Project, offline_fixes
 
 __all__ = [
-    "FileEdit",
     "Failure",
+    "FileEdit",
     "Fix",
     "Repair",
     "Repairer",
@@ -61,7 +61,13 @@ class Repair:
 
 def diagnose(project_dir: Path, log_text: str | None = None) -> list[Failure]:
     """What is wrong with the project now, most telling first."""
-    from tinyforge.repair.failure import load_report
+    from tinyforge.repair.failure import (
+        FIRMWARE_RESULT,
+        RECORD,
+        REPORT,
+        load_firmware_failure,
+        load_report,
+    )
     from tinyforge.repair.rules import TFLM_LIBRARY_HINTS
 
     project_dir = Path(project_dir)
@@ -69,14 +75,17 @@ def diagnose(project_dir: Path, log_text: str | None = None) -> list[Failure]:
     if log_text is not None:
         failures.append(failure_from_log(log_text))
     else:
-        recorded = load_failure(project_dir)
-        if recorded is not None:
-            failures.append(recorded)
-        else:
-            report = load_report(project_dir)
-            verdict = failure_from_report(report) if report else None
-            if verdict is not None:
-                failures.append(verdict)
+        # The newest of: the last build's stage error, the last firmware build's errors, a
+        # report over budget. Each is replaced (or cleared) by the next run of its kind.
+        report = load_report(project_dir)
+        candidates = [
+            (RECORD, load_failure(project_dir)),
+            (FIRMWARE_RESULT, load_firmware_failure(project_dir)),
+            (Path(REPORT), failure_from_report(report) if report else None),
+        ]
+        found = [(_mtime(project_dir / rel), f) for rel, f in candidates if f is not None]
+        if found:
+            failures.append(max(found, key=lambda item: item[0])[1])
     ini = project_dir / INI
     if ini.is_file():
         from tinyforge.errors import TinyForgeError
@@ -101,6 +110,13 @@ def diagnose(project_dir: Path, log_text: str | None = None) -> list[Failure]:
                 )
             )
     return failures
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def propose_fixes(

@@ -75,7 +75,9 @@ class ClaudeRepairer:
     def propose(self, failure: Failure, project: Project) -> Fix | None:
         """A checked fix, or None (with a notice saying why)."""
         tool = _tool()
-        messages: list[dict[str, Any]] = [{"role": "user", "content": self._prompt(failure, project)}]
+        messages: list[dict[str, Any]] = [
+            {"role": "user", "content": self._prompt(failure, project)}
+        ]
         last = ""
         for _ in range(REPAIR_ROUNDS):
             try:
@@ -132,9 +134,7 @@ class ClaudeRepairer:
         if project.board is not None and project.spec is not None:
             parts.append(f"Board: {board_facts(project.board)}")
             budget = project.spec.budget
-            parts.append(
-                f"Budget: RAM {budget.ram_bytes} bytes, flash {budget.flash_bytes} bytes."
-            )
+            parts.append(f"Budget: RAM {budget.ram_bytes} bytes, flash {budget.flash_bytes} bytes.")
         report = project.report or {}
         if report:
             keys = ("model_bytes", "arena_bytes_target", "ram_bytes_estimate")

@@ -20,6 +20,8 @@ from tinyforge.errors import StageError
 
 RECORD = Path(".tinyforge") / "last-failure.json"
 REPORT = "report.json"
+# What `tinyforge deploy` (pio run) keeps of its last firmware build.
+FIRMWARE_RESULT = Path(".tinyforge") / "firmware.json"
 LOG_LIMIT = 12_000  # characters of a log kept: the end, where compilers and TFLM say why
 
 
@@ -78,6 +80,36 @@ def load_report(project_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def load_firmware_failure(project_dir: Path) -> Failure | None:
+    """The last firmware build (pio run), when it failed: its problems as the toolchain said
+    them ("file:line:col: error: …", "region `RAM' overflowed by N bytes")."""
+    try:
+        data = json.loads((Path(project_dir) / FIRMWARE_RESULT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("ok") is not False:
+        return None
+    lines: list[str] = []
+    first = ""
+    for problem in data.get("problems") or []:
+        if not isinstance(problem, dict) or problem.get("severity") != "error":
+            continue
+        message = str(problem.get("message", ""))
+        first = first or message
+        extra = problem.get("data") or {}
+        if str(problem.get("code", "")).endswith("overflow") and extra.get("overflow_bytes"):
+            region = extra.get("region") or extra.get("resource", "RAM")
+            lines.append(f"region `{region}' overflowed by {extra['overflow_bytes']} bytes")
+        where = ":".join(
+            str(p) for p in (problem.get("file"), problem.get("line"), problem.get("column")) if p
+        )
+        lines.append(f"{where}: error: {message}")
+    if not lines:
+        return None
+    summary = str(data.get("summary") or first)
+    return Failure("deploy", first or summary, "\n".join(lines), source=str(FIRMWARE_RESULT))
 
 
 def failure_from_report(report: dict[str, Any]) -> Failure | None:

@@ -65,7 +65,7 @@ _MISSING_OP = (
     re.compile(r"becomes the (?:TFLite )?op (\w+), which TFLite Micro cannot run"),
 )
 _MISSING_HEADER = re.compile(
-    r"fatal error: ((?:TensorFlowLite\w*|Chirale_TensorFlowLite|tensorflow/lite/micro/[\w/]+)"
+    r"(?:fatal error: )?((?:TensorFlowLite\w*|Chirale_TensorFlowLite|tensorflow/lite/micro/[\w/]+)"
     r"\.h): No such file or directory"
 )
 _LINKER_OVERFLOW = re.compile(
