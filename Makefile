@@ -54,6 +54,7 @@ test: setup lint client-check editor-test
 
 bench: setup
 	$(PY) bench/e2e.py
+	$(PY) bench/onnx_convert.py
 
 clean:
 	rm -rf build .pytest_cache client/out tinyforge-*.vsix

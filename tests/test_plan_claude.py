@@ -18,6 +18,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.anthropic_replay import KEY, Replay, api_error, tool_reply
 from tests.conftest import TINYFORGE
 from tinyforge import generate, pipeline
 from tinyforge.errors import PlanError
@@ -27,7 +28,6 @@ from tinyforge.plan import OfflinePlanner, get_planner
 from tinyforge.plan.claude import ClaudePlanner
 from tinyforge.spec import Budget, Dataset, DatasetKind, ProjectSpec, Task
 
-KEY = "sk-ant-api03-test-key-0123456789abcdef"
 DIGITS = "Recognize handwritten digits on a Raspberry Pi Pico"
 PICO_RAM, PICO_FLASH = 262144, 2097152
 
@@ -38,59 +38,6 @@ def _no_ambient_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
     monkeypatch.delenv(MODEL_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-
-
-# -- replayed API -----------------------------------------------------------------------------
-
-
-def tool_reply(name: str, data: dict[str, Any], n: int = 1) -> tuple[int, dict[str, Any], dict]:
-    return (
-        200,
-        {
-            "id": f"msg_01Rk3pX8yVb2ZKcQ9e{n:04d}",
-            "type": "message",
-            "role": "assistant",
-            "model": DEFAULT_MODEL,
-            "content": [
-                {"type": "tool_use", "id": f"toolu_01Abc{n:04d}", "name": name, "input": data}
-            ],
-            "stop_reason": "tool_use",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": 3120,
-                "output_tokens": 412,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-            },
-        },
-        {"request-id": f"req_011CTest{n:04d}"},
-    )
-
-
-def api_error(status: int, kind: str, message: str, **headers: str) -> tuple[int, dict, dict]:
-    body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_1"}
-    return status, body, {"request-id": "req_011CTestErr", **headers}
-
-
-class Replay:
-    """The API's side of the wire: answers in order (the last one repeats), keeps requests."""
-
-    def __init__(self, *answers: tuple[int, dict, dict] | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx2.Request] = []
-        self.bodies: list[dict[str, Any]] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        self.requests.append(request)
-        self.bodies.append(json.loads(request.content))
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        status, body, headers = answer
-        return httpx2.Response(status, json=body, headers=headers)
-
-    def client(self) -> httpx2.Client:
-        return httpx2.Client(transport=httpx2.MockTransport(self))
 
 
 def planner(replay: Replay, **options: Any) -> ClaudePlanner:

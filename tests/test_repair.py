@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from tests.anthropic_replay import KEY, Replay, tool_reply
 from tests.conftest import run_cli, set_epochs
 from tests.firmware_fixtures import LocalPio
-from tests.test_plan_claude import KEY, Replay, tool_reply
 from tinyforge import pipeline
 from tinyforge.check import runtime_costs
 from tinyforge.check.proposal import spec_hints

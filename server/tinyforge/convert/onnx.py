@@ -883,13 +883,14 @@ def _run_worker(
     }
     (work / JOB_FILE).write_text(json.dumps(job), encoding="utf-8")
     steps = ("converting", "float32 TFLite", "full-int8 TFLite", "converted in", "vs ONNX")
+    seen: set[str] = set()
 
     def on_line(line: str) -> None:
         progress.log(line)
         if line.startswith("[tinyforge]"):
             text = line.removeprefix("[tinyforge]").strip()
-            done = sum(1 for step in steps if step in text)
-            progress.update(min(0.2 * done + 0.1, 0.95), text)
+            seen.update(step for step in steps if step in text)
+            progress.update(min(0.1 + 0.17 * len(seen), 0.95), text)
 
     run = jobs.run(
         jobs.python_command("-m", "tinyforge.convert.onnx_worker", str(work)),

@@ -201,7 +201,14 @@ class ConversionFailed(Exception):
 
 def _onnx2tf(job: dict, work: Path, out_dir: Path, **options: Any) -> list[str]:
     """Run onnx2tf.convert with the job's input; returns its printed lines."""
-    import onnx2tf
+    try:
+        import onnx2tf
+    except ImportError as exc:
+        raise ConversionFailed(
+            "missing",
+            f"onnx2tf is not installed (missing module {exc.name}): install the converter with "
+            "pip install 'tinyforge[onnx]'.",
+        ) from None
 
     tee = _Tee(sys.stdout)
     try:

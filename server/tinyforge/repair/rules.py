@@ -143,8 +143,10 @@ def unsupported_op(failure: Failure, project: Project) -> Fix | None:
             replacements.append((start, start + len(act), act, new, layer.class_name))
     if not replacements:
         return None
+    # One edit per position: a layer can be listed by more than one model definition.
+    unique = {r[0]: r for r in replacements}
     after = source
-    for start, end, _old, new, _layer in sorted(replacements, reverse=True):
+    for start, end, _old, new, _layer in sorted(unique.values(), reverse=True):
         after = after[:start] + new + after[end:]
     changes = sorted(
         {f'{layer} activation "{old}" → "{new}"' for *_, old, new, layer in replacements}
