@@ -90,9 +90,10 @@ export function registerCommands(deps: CommandDeps): void {
     status.schedule(0);
     const summary = jobSummary(kind, result);
     output.appendLine(`[tinyforge] ${summary}`);
+    const firmware = result.pio as Result | undefined;
     if (result.cancelled) {
       void vscode.window.showInformationMessage(summary);
-    } else if (!result.ok) {
+    } else if (!result.ok || (firmware && !firmware.ok)) {
       showError(summary);
     } else {
       const actions = openReport ? ['Open report'] : [];
@@ -270,8 +271,9 @@ export function registerCommands(deps: CommandDeps): void {
 
   register('tinyforge.ide.convert', async (arg?: unknown) => {
     const file = argPath(arg);
-    if (file && MODEL_FILE.test(file) && server.serverCommands().includes('tinyforge.convertFile')) {
-      return job('conversion', 'tinyforge.convertFile', [file], true);
+    if (file && /\.onnx$/i.test(file) && server.serverCommands().includes('tinyforge.convertFile')) {
+      // An .onnx file becomes a verified int8 TFLite Micro project beside it (<name>_tinyml/).
+      return job('ONNX conversion', 'tinyforge.convertFile', [file]);
     }
     const root = await projectFor(arg, [SPEC_FILE]);
     if (!root) {
@@ -285,17 +287,11 @@ export function registerCommands(deps: CommandDeps): void {
     return job('conversion', 'tinyforge.convert', [root], true);
   });
 
+  // Train → convert → verify → write the PlatformIO project → report, then (when the model
+  // fits) `pio run`; compiler errors and memory overflows come back as diagnostics.
   register('tinyforge.ide.build', async (arg?: unknown) => {
     const root = await projectFor(arg, [SPEC_FILE]);
-    if (!root) {
-      return undefined;
-    }
-    const built = await job('build', 'tinyforge.build', [root], true);
-    const fits = (built.report as Record<string, unknown> | undefined)?.fits;
-    if (!built.ok || fits === false) {
-      return built;
-    }
-    return job('PlatformIO build', 'tinyforge.pio', [root, 'build']);
+    return root ? job('build', 'tinyforge.build', [root, { firmware: true }], true) : undefined;
   });
 
   register('tinyforge.ide.upload', async (arg?: unknown) => {
@@ -308,16 +304,27 @@ export function registerCommands(deps: CommandDeps): void {
     if (!root) {
       return undefined;
     }
-    await server.ready();
-    const python = server.interpreter?.python ?? 'python3';
+    // The server finds the board's port and the command; the terminal makes it interactive.
+    let command: string[];
+    if (server.serverCommands().includes('tinyforge.monitor')) {
+      const found = await server.execute<Result & { command?: string[] }>('tinyforge.monitor', root);
+      if (!found.ok || !found.command?.length) {
+        showError(`TinyForge: cannot open the serial monitor: ${found.error ?? 'no command'}`);
+        return found;
+      }
+      command = found.command;
+    } else {
+      await server.ready();
+      command = [server.interpreter?.python ?? 'python3', '-m', 'platformio', 'device', 'monitor', '-d', root];
+    }
     const terminal = vscode.window.createTerminal({
       name: `TinyForge monitor: ${path.basename(root)}`,
-      shellPath: python,
-      shellArgs: ['-m', 'platformio', 'device', 'monitor', '-d', root],
+      shellPath: command[0],
+      shellArgs: command.slice(1),
       cwd: root,
     });
     terminal.show();
-    return terminal.name;
+    return { ok: true, terminal: terminal.name, command };
   });
 
   register('tinyforge.ide.inspect', async (arg?: unknown) => {

@@ -151,6 +151,12 @@ export function jobSummary(kind: string, result: Record<string, unknown>): strin
   }
   const report = result.report as Record<string, unknown> | undefined;
   const metrics = result.metrics as Record<string, unknown> | undefined;
+  const pio = result.pio as Record<string, unknown> | undefined;
+  const firmware = pio
+    ? pio.ok
+      ? ` Firmware built${typeof pio.summary === 'string' && pio.summary ? `: ${pio.summary}` : '.'}`
+      : ` Firmware NOT built: ${String(pio.error ?? pio.summary ?? 'pio run failed')}`
+    : '';
   const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '?');
   if (report && typeof report.ram_bytes_estimate === 'number') {
     const budget = (report.budget ?? {}) as Record<string, number>;
@@ -163,11 +169,14 @@ export function jobSummary(kind: string, result: Record<string, unknown>): strin
     const verdict = report.fits ? 'fits' : 'does NOT fit';
     return `TinyForge: ${kind} done, ${verdict} ${String(report.board ?? '')}: ${figuresText(s)}; TFLM accuracy ${pct(
       report.tflm_accuracy,
-    )}.`;
+    )}.${firmware}`;
   }
   if (metrics) {
     const acc = metrics.test_accuracy ?? metrics.float_accuracy ?? metrics.accuracy ?? metrics.val_accuracy;
     return `TinyForge: ${kind} done${typeof acc === 'number' ? `, accuracy ${pct(acc)}` : ''}.`;
+  }
+  if (typeof result.summary === 'string' && result.summary) {
+    return `TinyForge: ${kind} done: ${result.summary}`;
   }
   return `TinyForge: ${kind} done.`;
 }

@@ -325,12 +325,45 @@ export function defineTests(): void {
       assert.ok(report.layers.length >= 5);
     });
 
-    it('opens the serial monitor in a terminal', async () => {
-      const name = await vscode.commands.executeCommand<string>('tinyforge.ide.serialMonitor', digits);
-      assert.equal(name, 'TinyForge monitor: digits');
-      const terminal = vscode.window.terminals.find((t) => t.name === name);
-      assert.ok(terminal);
-      terminal.dispose();
+    it('inspects a .keras file (converted in a child process for the report)', async () => {
+      const keras = vscode.Uri.file(path.join(digits, 'model.keras'));
+      const report = (await vscode.commands.executeCommand('tinyforge.ide.inspect', keras)) as {
+        ok: boolean;
+        format: string;
+        layers: unknown[];
+        fits: boolean;
+      };
+      assert.ok(report.ok, JSON.stringify(report).slice(0, 500));
+      assert.equal(report.format, 'keras');
+      assert.ok(report.layers.length >= 5);
+      assert.equal(report.fits, true);
+    });
+
+    it('uploads through PlatformIO with progress, and shows why it failed', async () => {
+      const broken = path.join(ws, 'pio_broken');
+      fs.mkdirSync(broken, { recursive: true });
+      fs.writeFileSync(path.join(broken, 'platformio.ini'), '[platformio]\ndefault_envs = missing\n\n[env:nano]\nboard = nano33ble\n');
+      const start = api.progressEvents.length;
+      const result = await vscode.commands.executeCommand<{ ok: boolean; error: string }>('tinyforge.ide.upload', broken);
+      assert.equal(result.ok, false);
+      assert.match(result.error, /default env|missing/);
+      const events = api.progressEvents.slice(start);
+      assert.equal(events.find((e) => e.kind === 'begin')?.title, 'TinyForge: uploading');
+      assert.equal(events[events.length - 1].kind, 'end');
+    });
+
+    it('opens the serial monitor in a terminal, or says why it cannot', async () => {
+      const result = await vscode.commands.executeCommand<{ ok: boolean; terminal?: string; error?: string }>(
+        'tinyforge.ide.serialMonitor',
+        digits,
+      );
+      if (result.ok) {
+        const terminal = vscode.window.terminals.find((t) => t.name === result.terminal);
+        assert.ok(terminal);
+        terminal.dispose();
+      } else {
+        assert.match(result.error ?? '', /board|port/i); // no board on this machine
+      }
     });
 
     it('keeps the Anthropic API key in secret storage and gives it to the server only', async () => {

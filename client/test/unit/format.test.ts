@@ -106,5 +106,11 @@ describe('job summaries', () => {
       jobSummary('conversion', { ok: true, report }),
       'TinyForge: conversion done, fits nano33ble: RAM 49/256 KB · Flash 154/960 KB; TFLM accuracy 97.8%.',
     );
+    assert.match(
+      jobSummary('build', { ok: true, report, pio: { ok: false, error: 'PlatformIO cannot install nordicnrf52 offline.' } }),
+      /fits nano33ble: .*\. Firmware NOT built: PlatformIO cannot install nordicnrf52 offline\.$/,
+    );
+    assert.match(jobSummary('build', { ok: true, report, pio: { ok: true, summary: 'RAM 12.3% Flash 20.1%' } }), /Firmware built: RAM 12\.3% Flash 20\.1%$/);
+    assert.equal(jobSummary('upload', { ok: true, summary: 'uploaded to /dev/ttyACM0' }), 'TinyForge: upload done: uploaded to /dev/ttyACM0');
   });
 });

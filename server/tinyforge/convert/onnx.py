@@ -656,8 +656,13 @@ def convert_onnx(
     from tinyforge.pipeline import all_or_nothing
 
     model_path = Path(model_path).resolve()
-    if model_path.suffix.lower() != ".onnx" and model_path.is_file():
-        raise ModelFileError(f"'{model_path.name}' is not an .onnx file.")
+    if not model_path.is_file():
+        raise ModelFileError(f"Model file '{model_path}' does not exist.")
+    if model_path.suffix.lower() != ".onnx":
+        raise ModelFileError(
+            f"'{model_path.name}' is not an .onnx file: `tinyforge convert` takes ONNX models "
+            "(`tinyforge inspect` reads .tflite and Keras files)."
+        )
     out_dir = Path(out).resolve() if out is not None else None
     existing = _existing_project(out_dir, model_path, force)
     if board is None and existing is not None:
