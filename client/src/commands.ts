@@ -131,10 +131,16 @@ export function registerCommands(deps: CommandDeps): void {
   register('tinyforge.ide.showLog', () => output.show(true));
 
   register('tinyforge.ide.restartServer', async () => {
-    await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Window, title: 'TinyForge: restarting the server' },
-      () => server.restart(),
-    );
+    try {
+      await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Window, title: 'TinyForge: restarting the server' },
+        () => server.restart(),
+      );
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      output.appendLine(`[tinyforge] the server did not start: ${message}`);
+      showError(`TinyForge: the language server did not start: ${message}`);
+    }
     status.schedule(0);
     return server.running;
   });

@@ -17,6 +17,8 @@ export interface TinyForgeApi {
   progressEvents: ProgressEvent[];
   ready: Promise<void>;
   projectStatus(): ProjectStatus | undefined;
+  /** Why the server did not start, if it did not. */
+  startError(): string | undefined;
 }
 
 let running: ServerManager | undefined;
@@ -30,10 +32,12 @@ export function activate(context: vscode.ExtensionContext): TinyForgeApi {
   context.subscriptions.push(output, server, status, report);
   registerCommands({ context, server, status, report, output });
 
+  let startError: string | undefined;
   const ready = server.start().then(
     () => status.schedule(0),
     (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
+      startError = message;
       output.appendLine(`[tinyforge] the server did not start: ${message}`);
       status.apply({ ok: false, error: `server not running: ${message}` } as ProjectStatus);
       void vscode.window
@@ -64,6 +68,7 @@ export function activate(context: vscode.ExtensionContext): TinyForgeApi {
     progressEvents: server.progressEvents,
     ready,
     projectStatus: () => status.last,
+    startError: () => startError,
   };
 }
 

@@ -87,7 +87,7 @@ export function isOverBudget(s: ProjectStatus): boolean {
 /** The status-bar text: board and figures, with a codicon. */
 export function statusText(s: ProjectStatus | undefined): string {
   if (!s || !s.ok) {
-    return '$(circuit-board) TinyForge';
+    return s?.error ? '$(warning) TinyForge' : '$(circuit-board) TinyForge';
   }
   if (!s.board) {
     return '$(circuit-board) TinyForge: no board';

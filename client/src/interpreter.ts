@@ -73,6 +73,8 @@ export function pipFailureSummary(output: string): string {
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter(Boolean);
-  const error = [...lines].reverse().find((l) => /^error\b|ERROR:/i.test(l));
+  // pip's own reasons are "ERROR: …"; "error: subprocess-exited-with-error" only says where.
+  const reversed = [...lines].reverse();
+  const error = reversed.find((l) => /^ERROR:/.test(l)) ?? reversed.find((l) => /^error\b/i.test(l));
   return (error ?? lines[lines.length - 1] ?? 'pip failed').slice(0, 300);
 }

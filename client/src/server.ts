@@ -105,7 +105,9 @@ export class ServerManager implements vscode.Disposable {
         { scheme: 'file', pattern: '**/tinyforge.toml' },
         { scheme: 'file', pattern: '**/platformio.ini' },
       ],
-      initializationOptions: { tinyforge: serverSettings() },
+      // The key goes in memory to the server (initializationOptions) and in its environment for
+      // the processes it starts; the `tinyforge` settings section never holds it.
+      initializationOptions: { tinyforge: { ...serverSettings(), anthropicApiKey: key ?? '' } },
       synchronize: { configurationSection: 'tinyforge' },
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,

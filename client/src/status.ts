@@ -84,7 +84,7 @@ export class StatusBar implements vscode.Disposable {
     const over = s.ok && isOverBudget(s);
     this.item.backgroundColor = over ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
     this.item.color = over ? new vscode.ThemeColor('statusBarItem.errorForeground') : undefined;
-    this.item.command = s.ok && !s.board ? 'tinyforge.ide.selectBoard' : 'tinyforge.ide.inspect';
+    this.item.command = !s.ok ? 'tinyforge.ide.showLog' : !s.board ? 'tinyforge.ide.selectBoard' : 'tinyforge.ide.inspect';
     this.changed.fire(s);
   }
 

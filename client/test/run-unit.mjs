@@ -13,6 +13,6 @@ for (const f of readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort()) {
 }
 const runner = mocha.run((failures) => {
   const { passes, failures: failed } = runner.stats;
-  console.log(`client unit: ${passes} passed, ${failed} failed`);
+  console.log(`client-unit: ${passes} passed, ${failed} failed`);
   process.exitCode = failures ? 1 : 0;
 });

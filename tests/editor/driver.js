@@ -5,7 +5,7 @@
 //
 // The tests ask this driver for what only the page can do (screenshots, reading or clicking the
 // workbench's DOM) by logging `[tinyforge-e2e] {"id": …, "action": …}`; the answer goes to
-// $TINYFORGE_E2E_DIR/<id>.json, which the test polls. Prints "editor: N passed, N failed" and
+// $TINYFORGE_E2E_DIR/<id>.json, which the test polls. Writes the counts to counts.json there and
 // exits non-zero on any failure, a crash or a timeout.
 const fs = require('node:fs');
 const path = require('node:path');
@@ -144,10 +144,11 @@ const MARK = '[tinyforge-e2e] ';
   for (const f of (result && result.failures) || []) {
     console.log(`[driver] FAILED: ${f.title}\n    ${String(f.error).split('\n').join('\n    ')}`);
   }
-  console.log(`editor: ${passed} passed, ${failed} failed`);
+  // run.sh adds up the sessions and prints the one "editor: N passed, N failed" line.
+  fs.writeFileSync(path.join(answers, 'counts.json'), JSON.stringify({ passed, failed }));
+  console.log(`[driver] ${process.env.TINYFORGE_SUITE || 'suite'}: ${passed} passed, ${failed} failed`);
   process.exit(failed === 0 && code === 0 ? 0 : 1);
 })().catch((err) => {
   console.error('[driver] FAIL', err);
-  console.log('editor: 0 passed, 1 failed');
   process.exit(2);
 });

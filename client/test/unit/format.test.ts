@@ -57,6 +57,7 @@ describe('status text', () => {
     assert.equal(statusText({ ...base, board: null }), '$(circuit-board) TinyForge: no board');
     assert.equal(statusText(undefined), '$(circuit-board) TinyForge');
     assert.match(statusTooltip({ ok: false, error: 'boom' } as ProjectStatus), /boom/);
+    assert.equal(statusText({ ok: false, error: 'server not running' } as ProjectStatus), '$(warning) TinyForge');
   });
 
   it('explains the figures in the tooltip', () => {

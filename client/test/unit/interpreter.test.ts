@@ -82,5 +82,14 @@ describe('interpreter choice', () => {
     const out = 'Collecting tensorflow==2.21.0\n  Could not fetch URL\nERROR: Could not find a version that satisfies the requirement tensorflow==2.21.0\n\n[notice] A new release of pip\n';
     assert.equal(pipFailureSummary(out), 'ERROR: Could not find a version that satisfies the requirement tensorflow==2.21.0');
     assert.equal(pipFailureSummary(''), 'pip failed');
+    const nested = [
+      '  Installing build dependencies: finished with status \'error\'',
+      '  error: subprocess-exited-with-error',
+      '      ERROR: Could not find a version that satisfies the requirement setuptools>=68 (from versions: none)',
+      '      ERROR: No matching distribution found for setuptools>=68',
+      '  note: This error originates from a subprocess, and is likely not a problem with pip.',
+      'error: subprocess-exited-with-error',
+    ].join('\n');
+    assert.equal(pipFailureSummary(nested), 'ERROR: No matching distribution found for setuptools>=68');
   });
 });
