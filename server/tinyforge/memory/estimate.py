@@ -180,12 +180,13 @@ def layer_name(tensor_name: str) -> str:
     """'sequential_1/conv2d_2/Relu;sequential_1/...' → 'conv2d_2'.
 
     The converter names an op's output after the TensorFlow ops fused into it, joined by ';',
-    each a path whose second part is the Keras layer; other names are kept as they are.
+    each a path ending in the Keras layer and the TensorFlow op; models nested in a wrapper
+    (TinyForge's batch-1 conversion) only add leading parts. Other names are kept as they are.
     """
     first = tensor_name.split(";", 1)[0]
     parts = [p for p in first.split("/") if p]
     if len(parts) >= 3:
-        return parts[1]
+        return parts[-2]
     return first
 
 
