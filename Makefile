@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= build/digits
 DEMO_REQUEST ?= Recognize handwritten digits on an Arduino Nano 33 BLE Sense
 
-.PHONY: setup system-deps demo test lint bench clean client-setup client-check editor-test vsix
+.PHONY: setup system-deps demo test lint bench clean client client-setup client-check editor-test vsix
 
 setup: $(STAMP) system-deps
 
@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash scripts/system-deps.sh
 
-demo: setup
+# The extension, ready to install: tinyforge-<version>.vsix (npm tools only when missing).
+client:
+	bash scripts/client-setup.sh
+	npm run -s package
+
+demo: setup client
 	rm -rf $(DEMO_DIR)
 	$(VENV)/bin/tinyforge new "$(DEMO_REQUEST)" --out $(DEMO_DIR)
 	$(VENV)/bin/tinyforge build $(DEMO_DIR)

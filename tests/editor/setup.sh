@@ -15,11 +15,7 @@ stamp_ok() { # stamp lock: the stamp holds the lock's hash
   [ -f "$1" ] && [ "$(cat "$1")" = "$(sha256sum "$2" | cut -d' ' -f1)" ]
 }
 
-if ! stamp_ok node_modules/.tinyforge-stamp package-lock.json; then
-  echo "npm ci (extension tools)"
-  npm ci --no-audit --no-fund --loglevel=error
-  sha256sum package-lock.json | cut -d' ' -f1 > node_modules/.tinyforge-stamp
-fi
+bash scripts/client-setup.sh
 
 if ! stamp_ok "$here/node_modules/.tinyforge-stamp" "$here/package-lock.json"; then
   echo "npm ci (code-server + playwright-core, ~40 s)"
