@@ -60,6 +60,7 @@ test: setup lint client-check editor-test
 bench: setup
 	$(PY) bench/e2e.py
 	$(PY) bench/onnx_convert.py
+	$(PY) bench/fit.py
 
 clean:
 	rm -rf build .pytest_cache client/out tinyforge-*.vsix

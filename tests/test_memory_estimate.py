@@ -90,6 +90,31 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict[
             ),
             "float32",
         ),
+        # Normalization as TinyForge's sensor models use it (per feature: SUB, MUL) and as its
+        # keyword-spotting models do (one scalar: the MUL folds into the convolution).
+        "normalized_dense_int8": (
+            keras.Sequential(
+                [
+                    keras.Input((6,)),
+                    L.Normalization(axis=-1, mean=[1.0] * 6, variance=[4.0] * 6),
+                    L.Dense(8, "relu"),
+                    L.Dense(3, "softmax"),
+                ]
+            ),
+            "int8",
+        ),
+        "normalized_cnn_int8": (
+            keras.Sequential(
+                [
+                    keras.Input((10, 8, 1)),
+                    L.Normalization(axis=None, mean=2.0, variance=9.0),
+                    L.Conv2D(4, 3, padding="same", activation="relu"),
+                    L.GlobalAveragePooling2D(),
+                    L.Dense(2),
+                ]
+            ),
+            "int8",
+        ),
         # MEAN int8 and TRANSPOSE_CONV int8 ask for scratch buffers in the head.
         "upconv_int8": (
             keras.Sequential(
@@ -106,7 +131,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict[
     result = {}
     for name, (model, quant) in models.items():
         # Non-zero weights, as after training (the converter drops all-zero biases).
-        for variable in model.weights:
+        for variable in model.trainable_weights:  # not a Normalization's mean and variance
             variable.assign(rng.normal(0, 0.1, tuple(variable.shape)).astype("float32"))
         path = _convert(tf, model, quant, out / f"{name}.tflite")
         result[name] = (path, describe(model) | {"quantization": quant})

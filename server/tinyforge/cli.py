@@ -481,6 +481,104 @@ def cmd_boards(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_fit(result: Any, written: list[str]) -> None:
+    """`tinyforge fit`: the kept candidates (front marked), what was rejected, the choice."""
+    from tinyforge.check import kb
+
+    data = result.to_dict()
+    counts = data["counts"]
+    table = Table(title=f"TinyForge fit — {result.project_dir.name} on {result.board}")
+    for column in ("#", "candidate", "accuracy", "arena", "model", "MACs", ""):
+        table.add_column(column, justify="right" if column in ("#", "MACs") else "left")
+    shown = sorted(
+        (t for t in result.trials if t["status"] in ("kept", "over-budget")),
+        key=lambda t: (-t["accuracy"], t["arena_bytes_target"]),
+    )
+    chosen = result.chosen["number"] if result.chosen else None
+    for t in shown:
+        mark = (
+            "chosen"
+            if t["number"] == chosen
+            else "front"
+            if t.get("on_front")
+            else "over budget (measured)"
+            if t["status"] == "over-budget"
+            else ""
+        )
+        table.add_row(
+            str(t["number"]),
+            escape(t["candidate"]),
+            _pct(t["accuracy"]),
+            kb(t["arena_bytes_target"]),
+            kb(t["model_bytes"]),
+            f"{t['macs']:,}",
+            mark,
+        )
+    if shown:
+        console.print(table)
+    console.print(
+        f"{counts['trained']} trained, {counts['rejected']} rejected before training by the "
+        f"static estimate, {counts['failed']} failed; "
+        f"{result.options.engine} engine, {data['seconds']:.0f} s."
+    )
+    reasons: dict[str, int] = {}
+    for t in result.trials:
+        if t["status"] == "rejected" and t.get("reasons"):
+            first = re.sub(r"[0-9.]+ KB", "N KB", t["reasons"][0])
+            reasons[first] = reasons.get(first, 0) + 1
+    for reason, number in sorted(reasons.items(), key=lambda kv: -kv[1])[:3]:
+        console.print(f"  [dim]rejected ×{number}: {escape(reason)}[/]")
+    for t in result.trials:
+        if t["status"] == "failed":
+            console.print(f"[yellow]trial #{t['number']} failed:[/] {escape(str(t.get('error')))}")
+    for note in result.notes:
+        console.print(f"[dim]note: {escape(note)}[/]")
+    style = "bold green" if result.chosen else "bold red"
+    console.print(f"[{style}]{escape(result.reasons)}[/]")
+    if result.plot:
+        console.print(f"Plot: {result.plot}")
+    for name in written:
+        console.print(f"  wrote {name}")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from tinyforge.fit import FitOptions, fit, parse_size
+    from tinyforge.fit.writeback import write
+
+    options = FitOptions(
+        trials=args.trials,
+        epochs=args.epochs,
+        budget_ram=parse_size(args.budget_ram) if args.budget_ram else None,
+        budget_flash=parse_size(args.budget_flash) if args.budget_flash else None,
+        engine=args.engine,
+        address=args.address,
+        seed=args.seed,
+        batch=args.batch,
+    )
+    project = Path(args.project)
+    cancel = threading.Event()
+    bar_console = err_console if args.json else console
+    with Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
+        progress = TerminalProgress(bar, args.verbose)
+        try:
+            result = fit(project, options, progress=progress, cancel=cancel)
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        progress.finish()
+    written = write(project, result.write_back, apply=args.apply) if result.write_back else []
+    if args.json:
+        print(json.dumps({**result.to_dict(), "written": written}, indent=2))
+    else:
+        print_fit(result, written)
+        if written and not args.apply:
+            console.print(
+                f"Review it (diff {project / 'train.py'} {project / written[0]}), or apply it: "
+                f"[bold]tinyforge fit {args.project} … --apply[/]"
+            )
+    return 0 if result.chosen else 3
+
+
 def cmd_lsp(args: argparse.Namespace) -> int:
     from tinyforge.lsp import main as serve
 
@@ -714,6 +812,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="show onnx2tf's output")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "fit",
+        help="search architectures that fit the board's RAM/flash budget; the best into train.py",
+        description="Search model architectures for the project's task (Optuna): candidates the "
+        "static estimate says cannot fit are rejected untrained, the rest train briefly, are "
+        "converted and measured in TFLM. Prints the Pareto front of accuracy, RAM, flash and "
+        "MACs, plots it (fit/pareto.png) and writes the chosen model as train.py.tinyforge-new "
+        "(train.py with --apply).",
+        epilog="exit status: 0 a model fits; 2 the search failed; 3 no candidate fits.",
+    )
+    p.add_argument("project", nargs="?", default=".")
+    p.add_argument(
+        "--budget-ram",
+        help="RAM the model may take: its tensor arena on the 32-bit target, e.g. 64KB "
+        "(the project's budget in tinyforge.toml holds as well)",
+    )
+    p.add_argument("--budget-flash", help="flash the model (.tflite) may take, e.g. 200KB")
+    p.add_argument("--trials", type=int, default=20, help="candidates to train (default 20)")
+    p.add_argument("--epochs", type=int, default=8, help="epochs per trial (default 8)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument(
+        "--address", help="a Ray cluster, HOST:PORT (--engine ray; default: Ray started here)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the search's seed (default 0)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=4,
+        help="candidates proposed per round; with the seed it fixes the search on any engine",
+    )
+    p.add_argument(
+        "--apply", action="store_true", help="write train.py itself, not train.py.tinyforge-new"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="show every trial as it goes")
+    p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("lsp", help="run the language server on stdio (for editors)")
     p.set_defaults(func=cmd_lsp)

@@ -115,23 +115,44 @@ def plan_model(spec: ProjectSpec, project_dir: Path) -> ModelPlan:
 def render_project(spec: ProjectSpec, project_dir: Path) -> dict[str, str]:
     """Files `tinyforge new` writes: the spec, the training script, the PlatformIO project."""
     board = get_board(spec.board)
-    model = plan_model(spec, project_dir)
-    arch = model.architecture
-    shape = tuple(spec.input_shape)
-    summary = (
-        f"{arch.family}, ~{arch.params:,} parameters, chosen by TinyForge for {board.id}: "
-        f"estimated int8 arena {math.ceil(arch.arena_estimate(shape) / 1024)} KB of the "
-        f"{model.ram_for_model // 1024} KB it allowed the model, weights "
-        f"{math.ceil(arch.flash_estimate() / 1024)} KB of {model.flash_for_model // 1024} KB."
-    )
-    if arch.notes:
-        summary += " Note: " + "; ".join(arch.notes) + "."
+    return {
+        SPEC_FILENAME: spec.to_toml(),
+        TRAIN_SCRIPT: render_train_script(spec, project_dir),
+        PLATFORMIO_INI: render_platformio_ini(spec, board),
+        ".gitignore": render("gitignore.j2"),
+    }
+
+
+def render_train_script(
+    spec: ProjectSpec,
+    project_dir: Path,
+    architecture: Architecture | None = None,
+    summary: str | None = None,
+) -> str:
+    """train.py with TinyForge's own sizing, or with `architecture` (e.g. a model `tinyforge
+    fit` chose), whose `summary` then becomes build_model's docstring."""
+    board = get_board(spec.board)
+    if architecture is None:
+        model = plan_model(spec, project_dir)
+        arch = model.architecture
+        shape = tuple(spec.input_shape)
+        summary = (
+            f"{arch.family}, ~{arch.params:,} parameters, chosen by TinyForge for {board.id}: "
+            f"estimated int8 arena {math.ceil(arch.arena_estimate(shape) / 1024)} KB of the "
+            f"{model.ram_for_model // 1024} KB it allowed the model, weights "
+            f"{math.ceil(arch.flash_estimate() / 1024)} KB of {model.flash_for_model // 1024} KB."
+        )
+        if arch.notes:
+            summary += " Note: " + "; ".join(arch.notes) + "."
+    else:
+        arch = architecture
+        summary = summary or f"{arch.family}, ~{arch.params:,} parameters."
     classes = spec.classes or (
         [str(d) for d in range(10)] if spec.dataset.kind is DatasetKind.DIGITS else None
     )
     anomaly = spec.task is Task.ANOMALY_DETECTION
     layers = [layer for layer in arch.layers if layer.code] if anomaly else arch.layers
-    train = render(
+    return render(
         "train_anomaly.py.j2" if anomaly else "train.py.j2",
         spec=spec,
         board=board,
@@ -147,12 +168,6 @@ def render_project(spec: ProjectSpec, project_dir: Path) -> dict[str, str]:
         audio=spec.task is Task.KEYWORD_SPOTTING,
         arch_summary=_wrap_docstring(summary),
     )
-    return {
-        SPEC_FILENAME: spec.to_toml(),
-        TRAIN_SCRIPT: train,
-        PLATFORMIO_INI: render_platformio_ini(spec, board),
-        ".gitignore": render("gitignore.j2"),
-    }
 
 
 def render_platformio_ini(spec: ProjectSpec, board: Board) -> str:
@@ -197,6 +212,7 @@ __all__ = [
     "render",
     "render_main_cpp",
     "render_project",
+    "render_train_script",
     "write_generated",
     "write_project",
 ]

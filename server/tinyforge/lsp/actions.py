@@ -126,6 +126,7 @@ def _model_actions(
     server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
     from tinyforge.lsp.firmware import firmware_code_actions
+    from tinyforge.lsp.fit import fit_code_actions
     from tinyforge.lsp.model_checks import model_code_actions
     from tinyforge.lsp.onnx_convert import onnx_export_actions
 
@@ -135,6 +136,7 @@ def _model_actions(
         model_code_actions(server, document, params)
         + firmware_code_actions(server, params)
         + onnx_export_actions(server, document, params)
+        + fit_code_actions(server, document, params)
     )
 
 

@@ -225,6 +225,20 @@ def register(server: TinyForgeServer) -> None:
             lambda p, c: {"metrics": pipeline.train_only(project, progress=p, cancel=c)},
         )
 
+    @server.command("tinyforge.fit")
+    async def fit(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        """args: project (or a file in it), then optionally {"budgetRam": "64KB", "budgetFlash",
+        "trials", "epochs", "engine", "address", "seed", "batch", "apply": false}: the search,
+        then the chosen model as an edit of train.py to preview (see lsp/fit.py)."""
+        from tinyforge.lsp.fit import fit_work, offer_edit
+
+        try:
+            work, options = fit_work(ls, list(args))
+        except TinyForgeError as exc:
+            return _error(exc)
+        result = await long_job(ls, "TinyForge: finding the best model that fits", work)
+        return await offer_edit(ls, result, options) if result.get("ok") else result
+
     @server.command("tinyforge.convertFile")
     async def convert_file(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
         """An .onnx file → verified int8 TFLite Micro project (see lsp/onnx_convert.py)."""

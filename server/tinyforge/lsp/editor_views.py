@@ -261,6 +261,10 @@ def inspect_project(server: TinyForgeServer, path: Path) -> dict[str, Any]:
             except TinyForgeError as exc:
                 report["notes"].append(f"Could not read {tflite.name}: {exc}")
         report["notes"].append("RAM and flash: measured by the last build (report.json).")
+    from tinyforge.lsp.fit import fit_section
+
+    # The last `tinyforge fit` of the project: its front, the choice and the plot.
+    report["fit"] = fit_section(ctx.root)
     return report
 
 

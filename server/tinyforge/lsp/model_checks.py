@@ -411,11 +411,12 @@ def _replace_activation_actions(
             where = layer.literal_ranges.get("activation")
             if not isinstance(act, str) or where is None:
                 continue
+            from tinyforge.memory.keras_estimate import FUSED_ACTIVATIONS
             from tinyforge.memory.keras_layers import ACTIVATION_OPS
 
             op = ACTIVATION_OPS.get(act, f"ACTIVATION:{act}")
-            if op in supported:
-                continue
+            if op in supported or act in FUSED_ACTIVATIONS:
+                continue  # relu/relu6 fuse into their layer: nothing to replace
             replacement = ACTIVATION_REPLACEMENTS.get(act, "relu")
             line, col, end_line, end_col = where
             quote = document.lines[line][col] if line < len(document.lines) else '"'

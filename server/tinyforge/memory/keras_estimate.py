@@ -529,6 +529,22 @@ def _emit(g: _Graph, layer: _Layer, ins: list[int], index: int) -> int:
         else:
             act = name.lower()
         return _activation(g, t, act, index, fusable=True)
+    if name == "Normalization":
+        # Adapted mean and variance become constants: SUB the mean, then MUL by 1/std. With one
+        # scalar for the whole input (axis=None) the converter folds that MUL into the weights
+        # of the convolution after it, as TinyForge's keyword-spotting models do; per-feature
+        # statistics (axis=-1, sensor models) keep it.
+        axis = c.get("axis", -1)
+        # A saved model's config says axis=None as an empty tuple.
+        scalar = axis is None or (isinstance(axis, list | tuple) and not axis)
+        stats = (1,) * len(shape) if scalar else (*(1,) * (len(shape) - 1), shape[-1])
+        out = g.tensor(shape)
+        g.op("SUB", [t, g.weights(stats, 1)], [out])
+        if not scalar:
+            scaled = g.tensor(shape)
+            g.op("MUL", [out, g.weights(stats, 1)], [scaled])
+            out = scaled
+        return out
     if name == "PReLU":
         out = g.tensor(shape)
         g.op("PRELU", [t, g.weights(shape[1:], 1)], [out])

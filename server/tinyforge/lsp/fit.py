@@ -1,0 +1,262 @@
+"""`tinyforge fit` in the editor: a code action on the model definition and the command it runs.
+
+The code action "Find the best model that fits <board>" sits on `build_model` of a project's
+train.py. Its command, `tinyforge.fit`, runs the search in a worker thread (trials in child
+processes, `$/progress` with cancel, like tinyforge.train) and answers with the front, the
+plot and the chosen model as a WorkspaceEdit of train.py. When the editor can preview edits
+(change annotations), the server also asks it to apply that edit with a confirmation, so the
+user sees the diff (VS Code's refactor preview) and accepts or discards it.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from lsprotocol.converters import get_converter
+from pygls.uris import from_fs_path
+
+from tinyforge.errors import TinyForgeError
+from tinyforge.lsp.documents import context_for, doc_path
+from tinyforge.lsp.server import TinyForgeServer
+
+FIT_TITLE = "Find the best model that fits"
+COMMAND = "tinyforge.fit"
+ANNOTATION = "tinyforge-fit"
+MODEL_FUNCTIONS = ("build_model", "build_models")
+# The editor's answer to the preview may wait on the user: long, but not forever.
+APPLY_TIMEOUT = 600.0
+
+
+def _model_span(text: str) -> tuple[int, int] | None:
+    """0-based first and last line of train.py's model function."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in MODEL_FUNCTIONS:
+            start = (node.decorator_list[0] if node.decorator_list else node).lineno - 1
+            return start, (node.end_lineno or node.lineno) - 1
+    return None
+
+
+def fit_code_actions(
+    server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
+) -> list[lsp.CodeAction]:
+    """On the model definition of a TinyForge project's train.py."""
+    if not document.uri.endswith(".py"):
+        return []
+    path = doc_path(document.uri)
+    ctx = context_for(server.settings.board, document.uri)
+    if path is None or ctx.root is None or ctx.spec is None or ctx.board is None:
+        return []
+    if ctx.spec.model is not None or path.resolve() != (ctx.root / "train.py").resolve():
+        return []
+    span = _model_span(document.source)
+    if span is None or not span[0] <= params.range.start.line <= span[1]:
+        return []
+    title = f"{FIT_TITLE} {ctx.board.id}"
+    return [
+        lsp.CodeAction(
+            title=title,
+            kind=lsp.CodeActionKind.RefactorRewrite,
+            command=lsp.Command(title=title, command=COMMAND, arguments=[str(ctx.root)]),
+        )
+    ]
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def _project(server: TinyForgeServer, args: list[Any]) -> Path:
+    from tinyforge.project import find_project_root
+
+    start: Path | None = None
+    if args and isinstance(args[0], str) and args[0]:
+        start = doc_path(args[0]) if args[0].startswith("file:") else Path(args[0])
+    elif server.workspace.folders:
+        start = doc_path(next(iter(server.workspace.folders.values())).uri)
+    if start is None:
+        raise TinyForgeError("Give the project folder as the command's first argument.")
+    root = find_project_root(start.resolve())
+    if root is None or not (root / "tinyforge.toml").is_file():
+        raise TinyForgeError(f"{start} is not in a TinyForge project (no tinyforge.toml).")
+    return root
+
+
+def _options(args: list[Any]) -> tuple[Any, dict[str, Any]]:
+    from tinyforge.fit import FitOptions, parse_size
+
+    raw = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+
+    def pick(*names: str) -> Any:
+        return next((raw[n] for n in names if raw.get(n) not in (None, "")), None)
+
+    def size(value: Any) -> int | None:
+        if value is None:
+            return None
+        return int(value) if isinstance(value, int) else parse_size(str(value))
+
+    values: dict[str, Any] = {
+        "budget_ram": size(pick("budgetRam", "budget_ram")),
+        "budget_flash": size(pick("budgetFlash", "budget_flash")),
+        "engine": pick("engine"),
+        "address": pick("address"),
+    }
+    for key in ("trials", "epochs", "seed", "batch"):
+        value = pick(key)
+        if value is not None:
+            values[key] = int(value)
+    return FitOptions(**{k: v for k, v in values.items() if v is not None}), raw
+
+
+def _whole_text_edit(uri: str, old: str, new: str) -> lsp.TextDocumentEdit:
+    lines = old.split("\n")
+    end = lsp.Position(line=len(lines) - 1, character=len(lines[-1]))
+    return lsp.TextDocumentEdit(
+        text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None),
+        edits=[
+            lsp.AnnotatedTextEdit(
+                range=lsp.Range(start=lsp.Position(line=0, character=0), end=end),
+                new_text=new,
+                annotation_id=ANNOTATION,
+            )
+        ],
+    )
+
+
+def workspace_edit(
+    server: TinyForgeServer, project: Path, write_back: Any, label: str, reasons: str
+) -> lsp.WorkspaceEdit:
+    """train.py (the editor's buffer when it is open) and, when the input changes, the spec."""
+    changes: list[lsp.TextDocumentEdit | lsp.CreateFile | lsp.RenameFile | lsp.DeleteFile] = []
+    for name in ("train.py", "tinyforge.toml"):
+        path = project / name
+        uri = from_fs_path(str(path)) or path.as_uri()
+        if uri in server.workspace.text_documents:
+            current: str | None = server.workspace.get_text_document(uri).source
+        else:
+            current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if name == "train.py":
+            new = write_back.against(current).train_py
+        elif write_back.spec_toml is not None:
+            new = write_back.spec_toml
+        else:
+            continue
+        if current is None:
+            changes.append(
+                lsp.CreateFile(uri=uri, options=lsp.CreateFileOptions(ignore_if_exists=True))
+            )
+        changes.append(_whole_text_edit(uri, current or "", new))
+    return lsp.WorkspaceEdit(
+        document_changes=changes,
+        change_annotations={
+            ANNOTATION: lsp.ChangeAnnotation(
+                label=label, needs_confirmation=True, description=reasons
+            )
+        },
+    )
+
+
+def fit_work(server: TinyForgeServer, args: list[Any]) -> tuple[Any, dict[str, Any]]:
+    """The worker for long_job, and the command's options."""
+    from tinyforge.fit import fit
+
+    project = _project(server, args)
+    options, raw = _options(args)
+
+    def work(progress: Any, cancel: threading.Event) -> dict[str, Any]:
+        result = fit(project, options, progress=progress, cancel=cancel)
+        answer: dict[str, Any] = {
+            "fit": result.to_dict(),
+            "reasons": result.reasons,
+            "plot": str(result.plot) if result.plot else None,
+            "report": str(result.report_path),
+            "edit": None,
+        }
+        if result.write_back is not None and result.chosen is not None:
+            label = f"TinyForge fit: #{result.chosen['number']} {result.chosen['candidate']}"
+            edit = workspace_edit(server, project, result.write_back, label, result.reasons)
+            answer["edit"] = get_converter().unstructure(edit)
+            answer["label"] = label
+        return answer
+
+    return work, raw
+
+
+def _can_preview(server: TinyForgeServer) -> bool:
+    caps = server.client_capabilities
+    workspace = caps.workspace if caps else None
+    if workspace is None or not workspace.apply_edit:
+        return False
+    edits = workspace.workspace_edit
+    return bool(edits and edits.change_annotation_support and edits.document_changes)
+
+
+async def offer_edit(
+    server: TinyForgeServer, result: dict[str, Any], raw: dict[str, Any]
+) -> dict[str, Any]:
+    """Ask the editor to preview and apply the chosen model (unless `{"apply": false}`)."""
+    import asyncio
+
+    if not result.get("edit") or raw.get("apply") is False or not _can_preview(server):
+        return result
+    edit = get_converter().structure(result["edit"], lsp.WorkspaceEdit)
+    try:
+        answer = await asyncio.wait_for(
+            server.workspace_apply_edit_async(
+                lsp.ApplyWorkspaceEditParams(edit=edit, label=result.get("label"))
+            ),
+            timeout=APPLY_TIMEOUT,
+        )
+    except Exception as exc:  # the result stands; the edit is in it for the client to apply
+        result["applied"] = False
+        result["apply_error"] = str(exc) or type(exc).__name__
+        return result
+    result["applied"] = bool(getattr(answer, "applied", False))
+    return result
+
+
+def fit_section(root: Path | None) -> dict[str, Any] | None:
+    """The last search of a project for the report view: its summary and the plot inline."""
+    if root is None:
+        return None
+    from tinyforge.fit import FIT_DIR
+
+    report = root / FIT_DIR / "fit.json"
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    section = {k: data.get(k) for k in ("board", "target", "counts", "front", "chosen", "reasons")}
+    section["kept"] = [
+        {
+            k: t.get(k)
+            for k in (
+                "number",
+                "candidate",
+                "accuracy",
+                "arena_bytes_target",
+                "model_bytes",
+                "macs",
+                "on_front",
+            )
+        }
+        for t in data.get("trials") or []
+        if t.get("status") == "kept"
+    ]
+    plot = data.get("plot")
+    if plot and Path(plot).is_file():
+        section["plot"] = plot
+        section["plot_data_uri"] = "data:image/png;base64," + base64.b64encode(
+            Path(plot).read_bytes()
+        ).decode("ascii")
+    return section
