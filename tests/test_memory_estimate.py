@@ -48,8 +48,9 @@ def _convert(tf: Any, model: Any, quant: str, path: Path) -> Path:
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict[str, Any]]]:
     """name → (.tflite path, Keras definition as keras_estimate's description)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    keras = pytest.importorskip("keras")
-    tf = pytest.importorskip("tensorflow")
+    import keras
+    import tensorflow as tf
+
     from tinyforge.memory._keras_child import describe
 
     keras.utils.set_random_seed(0)

@@ -76,7 +76,7 @@ def _convert_int8(model: object, input_shape: tuple[int, ...], path: Path) -> Pa
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """dense / conv (Conv2D + MaxPool + DepthwiseConv2D) / gelu (an op TFLM lacks), int8."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    keras = pytest.importorskip("keras")
+    import keras
     keras.utils.set_random_seed(0)
     out = tmp_path_factory.mktemp("models")
     layers = keras.layers
