@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyforge.convert.quantization import dequantize, quantize
+
 CALIBRATION_SAMPLES = 300
 
 
@@ -30,22 +32,6 @@ def _tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
         interp.invoke()
         results.append(dequantize(interp.get_tensor(out["index"])[0], out))
     return np.stack(results)
-
-
-def quantize(x: np.ndarray, details: dict) -> np.ndarray:
-    dtype = np.dtype(details["dtype"])
-    if dtype == np.float32:
-        return x.astype(np.float32)
-    scale, zero_point = details["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
-
-
-def dequantize(y: np.ndarray, details: dict) -> np.ndarray:
-    if np.dtype(details["dtype"]) == np.float32:
-        return y.astype(np.float32)
-    scale, zero_point = details["quantization"]
-    return (y.astype(np.float32) - zero_point) * scale
 
 
 def decide(outputs: np.ndarray, threshold: float | None) -> np.ndarray:

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from tinyforge.convert.quantization import dequantize, quantize
+
 JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 FLOAT_TFLITE = "model_float32.tflite"
@@ -141,22 +143,6 @@ def run_tflite(model_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, dict
         interpreter.invoke()
         results.append(dequantize(interpreter.get_tensor(out["index"])[0], out))
     return np.stack(results), inp, out
-
-
-def quantize(x: np.ndarray, details: dict) -> np.ndarray:
-    dtype = np.dtype(details["dtype"])
-    if dtype == np.float32:
-        return x.astype(np.float32)
-    scale, zero_point = details["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
-
-
-def dequantize(y: np.ndarray, details: dict) -> np.ndarray:
-    if np.dtype(details["dtype"]) == np.float32:
-        return y.astype(np.float32)
-    scale, zero_point = details["quantization"]
-    return (y.astype(np.float32) - zero_point) * scale
 
 
 def _details(details: dict) -> dict:
