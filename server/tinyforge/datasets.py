@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyforge.errors import DatasetError
+from tinyforge.scaffold import DEFAULT_DATA_DIR, README, class_hint, is_default_data, recording
 from tinyforge.spec import DatasetKind, ProjectSpec, Task
 
 AUDIO_SUFFIXES = {".wav"}
@@ -35,35 +36,69 @@ def validate(spec: ProjectSpec, project_dir: Path) -> DatasetSummary:
     assert path is not None  # the spec guarantees a path for folder and CSV datasets
     if kind is DatasetKind.FOLDER:
         audio = spec.task is Task.KEYWORD_SPOTTING
-        return _validate_folder(path, AUDIO_SUFFIXES if audio else IMAGE_SUFFIXES)
+        return _validate_folder(path, AUDIO_SUFFIXES if audio else IMAGE_SUFFIXES, spec)
     if kind is DatasetKind.NPY:
         return _validate_npy(path)
     label = spec.dataset.label_column or "label"
+    if not path.exists() and is_default_data(spec):
+        raise DatasetError(
+            f"{spec.dataset.path} does not exist yet: record {recording(spec).format} "
+            f"(see {DEFAULT_DATA_DIR}/{README})."
+        )
     # An anomaly detector learns from normal rows alone: labels are optional there.
-    return _validate_csv(path, label, required=spec.task is not Task.ANOMALY_DETECTION)
+    return _validate_csv(
+        path,
+        label,
+        required=spec.task is not Task.ANOMALY_DETECTION,
+        features=spec.dataset.features,
+    )
 
 
-def _validate_folder(path: Path, suffixes: set[str]) -> DatasetSummary:
+def _shown(path: Path, spec: ProjectSpec) -> str:
+    """A class folder as the user knows it: relative to the project when it is inside."""
+    base = (spec.dataset.path or "").rstrip("/\\")
+    return f"{base}/{path.name}" if base else str(path)
+
+
+def _validate_folder(path: Path, suffixes: set[str], spec: ProjectSpec) -> DatasetSummary:
+    kind = "WAV clips" if suffixes is AUDIO_SUFFIXES else "images"
     if not path.exists():
+        if is_default_data(spec):
+            raise DatasetError(
+                f"Dataset folder {spec.dataset.path} does not exist yet: create one sub-folder "
+                f"per class and put {recording(spec).format} in each (see "
+                f"{DEFAULT_DATA_DIR}/{README})."
+            )
         raise DatasetError(f"Dataset folder {path} does not exist.")
     if not path.is_dir():
         raise DatasetError(f"Dataset {path} is not a folder (expected one sub-folder per class).")
-    kind = "WAV clips" if suffixes is AUDIO_SUFFIXES else "images"
     counts: dict[str, int] = {}
     for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
         counts[sub.name] = sum(1 for f in sub.rglob("*") if f.suffix.lower() in suffixes)
-    with_images = [name for name, n in counts.items() if n > 0]
-    if len(with_images) < 2:
+    # The classes the spec names must each have a filled folder: name the empty or missing
+    # ones and what belongs in them (a freshly scaffolded project is all empty folders).
+    wanted = list(spec.classes) if spec.classes else list(counts)
+    empty = [name for name in wanted if counts.get(name, 0) == 0]
+    if empty and (spec.classes or counts):
+        where = ", ".join(_shown(path / name, spec) for name in empty)
+        hints = "; ".join(f"{_shown(path / n, spec)}: {class_hint(spec, n)}" for n in empty[:4])
+        more = f" (and {len(empty) - 4} more)" if len(empty) > 4 else ""
+        readme = path / README
+        see = f" See {_shown(readme, spec)}." if readme.is_file() else ""
+        verb = "holds" if len(empty) == 1 else "hold"
+        raise DatasetError(
+            f"Class folder{'s' if len(empty) > 1 else ''} {where} {verb} no {kind}: put "
+            f"{hints}{more}.{see}"
+        )
+    with_files = [name for name in wanted if counts.get(name, 0) > 0]
+    if len(with_files) < 2:
         raise DatasetError(
             f"Dataset folder {path} needs at least two class sub-folders with {kind}; "
-            f"found {len(with_images)}"
-            + (f" ({', '.join(with_images)})" if with_images else "")
+            f"found {len(with_files)}"
+            + (f" ({', '.join(with_files)})" if with_files else "")
             + "."
         )
-    empty = [name for name, n in counts.items() if n == 0]
-    if empty:
-        raise DatasetError(f"Class folder(s) {', '.join(empty)} in {path} hold no {kind}.")
-    return DatasetSummary(with_images, sum(counts.values()))
+    return DatasetSummary(with_files, sum(counts[name] for name in with_files))
 
 
 def _validate_npy(path: Path) -> DatasetSummary:
@@ -83,7 +118,9 @@ def _validate_npy(path: Path) -> DatasetSummary:
     return DatasetSummary(None, int(array.shape[0]))
 
 
-def _validate_csv(path: Path, label_column: str, required: bool = True) -> DatasetSummary:
+def _validate_csv(
+    path: Path, label_column: str, required: bool = True, features: list[str] | None = None
+) -> DatasetSummary:
     if not path.is_file():
         raise DatasetError(f"Dataset file {path} does not exist.")
     try:
@@ -103,7 +140,15 @@ def _validate_csv(path: Path, label_column: str, required: bool = True) -> Datas
         )
     if not rows:
         raise DatasetError(f"{path} has a header but no data rows.")
-    features = [c for c in header if c != label_column]
+    if features:
+        absent = [c for c in features if c not in header]
+        if absent:
+            raise DatasetError(
+                f"{path} has no column{'s' if len(absent) > 1 else ''} {', '.join(absent)} "
+                f"(the spec's [dataset] features); its columns are {', '.join(header)}."
+            )
+    else:
+        features = [c for c in header if c != label_column]
     for number, row in enumerate(rows, start=2):
         for column in features:
             value = row.get(column)
@@ -112,7 +157,7 @@ def _validate_csv(path: Path, label_column: str, required: bool = True) -> Datas
             except (TypeError, ValueError):
                 raise DatasetError(
                     f"{path} line {number}: column '{column}' holds {value!r}, not a number; "
-                    "every column except the label must be numeric."
+                    "every feature column must be numeric."
                 ) from None
     if not label_column:
         return DatasetSummary(None, len(rows), len(features))

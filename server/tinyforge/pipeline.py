@@ -34,6 +34,7 @@ from tinyforge.memory.target import target_arena_bytes
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
 from tinyforge.plan import get_planner
 from tinyforge.progress import NullProgress, Progress
+from tinyforge.reconcile import at_build as reconcile_with_data
 from tinyforge.repair.failure import clear_failure, record_failure
 from tinyforge.spec import DatasetKind, ProjectSpec
 from tinyforge.train import run_training
@@ -81,10 +82,15 @@ def plan_with(
     if board is None and default_board and not find_board_mentions(request):
         board = default_board
     try:
-        return planner.plan(request, board=board)
+        spec = planner.plan(request, board=board)
     finally:
         if notices is not None:
             notices += getattr(planner, "notices", [])
+    # The data decides: labels and columns of a dataset that already exists win over the
+    # request's words (relative paths are where the request was typed, as the planner read them).
+    from tinyforge.reconcile import at_plan
+
+    return at_plan(spec, Path.cwd())
 
 
 def new_project(
@@ -124,6 +130,10 @@ def new_project(
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+    from tinyforge.scaffold import write_data_folder
+
+    # No dataset named: the project's own data/ folder, one sub-folder per class and a README.
+    written.written += write_data_folder(spec, out)
     _propose_model(planner_obj, spec, out, notices)
     return spec, written
 
@@ -156,8 +166,10 @@ def _propose_model(planner: Any, spec: ProjectSpec, out: Path, notices: list[str
 
 def relocate_dataset(spec: ProjectSpec, out: Path) -> ProjectSpec:
     """Paths in a request are relative to where the user typed it; the project's, to itself."""
-    if not spec.dataset.path:
-        return spec
+    from tinyforge.scaffold import is_default_data
+
+    if not spec.dataset.path or is_default_data(spec):
+        return spec  # no path, or the planner's default data/ folder inside the project
     path = Path(spec.dataset.path).expanduser()
     if path.is_absolute():
         return spec
@@ -264,6 +276,7 @@ def build(
     if spec.model is not None:
         # A model the user brought (`tinyforge convert`): nothing to train, convert it again.
         return _build_brought_model(project_dir, spec, progress, cancel)
+    spec = reconcile_with_data(spec, project_dir)
     board = get_board(spec.board)
     summary = datasets.validate(spec, project_dir)
     spec = _fit_input_shape_to_csv(spec, summary, project_dir)
@@ -570,6 +583,7 @@ def train_only(
     """Just the training stage (the editor's Train command)."""
     project_dir = Path(project_dir).resolve()
     spec = ProjectSpec.load(project_dir)
+    spec = reconcile_with_data(spec, project_dir)
     datasets.validate(spec, project_dir)
     before_training(spec, project_dir)
     progress = progress or NullProgress()

@@ -45,6 +45,11 @@ class Dataset(_Strict):
         default=None, description="Image folder (one sub-folder per class) or CSV file."
     )
     label_column: str | None = Field(default=None, description="CSV column holding the label.")
+    features: list[str] | None = Field(
+        default=None,
+        description="CSV columns the model reads, in the file's order; unset: every column "
+        "except the label.",
+    )
 
     @model_validator(mode="after")
     def _path_matches_kind(self) -> Dataset:

@@ -553,7 +553,7 @@ def _project_calibration(
         classes = classes or found
     elif dataset.kind is DatasetKind.CSV:
         assert path is not None
-        x = _csv_features(path, dataset.label_column or "label")
+        x = _csv_features(path, dataset.label_column or "label", dataset.features)
         inputs = _match_layout(_subsample(x.astype(np.float32)), sample, str(path))
     else:
         assert path is not None
@@ -583,14 +583,19 @@ def _project_calibration(
     return calibration
 
 
-def _csv_features(path: Path, label_column: str) -> np.ndarray:
-    """The numeric columns of a CSV (all but the label), as the generated train.py reads them."""
+def _csv_features(
+    path: Path, label_column: str, features: list[str] | None = None
+) -> np.ndarray:
+    """The numeric columns of a CSV (the spec's `features`, else all but the label), as the
+    generated train.py reads them."""
     import csv
 
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
-        columns = [c for c in (rows[0].keys() if rows else []) if c != label_column]
+        columns = list(features) if features else [
+            c for c in (rows[0].keys() if rows else []) if c != label_column
+        ]
         return np.array([[float(row[c]) for c in columns] for row in rows], dtype=np.float32)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"Cannot read {path} for calibration: {exc}.") from None

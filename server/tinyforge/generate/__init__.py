@@ -162,6 +162,8 @@ def render_train_script(
         classes=json.dumps(classes) if classes else "None",
         dataset_path=spec.dataset.path,
         label_column=spec.dataset.label_column or "label",
+        # Python source: a list literal (json.dumps of strings is valid Python) or None.
+        features=json.dumps(spec.dataset.features) if spec.dataset.features else "None",
         layers=layers,
         uses_normalizer=any(layer.kind == "Normalization" for layer in arch.layers),
         normalizer_axis="None" if spec.task is Task.KEYWORD_SPOTTING else "-1",

@@ -85,7 +85,9 @@ def check_dataset(
     assert path is not None  # the spec guarantees a path for folder and CSV datasets
     if kind is DatasetKind.FOLDER:
         return check_folder(path, fractions=fractions, audio=spec.task is Task.KEYWORD_SPOTTING)
-    header, x, labels = read_csv(path, spec.dataset.label_column or "label")
+    header, x, labels = read_csv(
+        path, spec.dataset.label_column or "label", spec.dataset.features
+    )
     scaled = train_script is None or scales_inputs(train_script)
     # An anomaly detector's labels are optional and rare by design: class counts say nothing.
     anomaly = spec.task is Task.ANOMALY_DETECTION
@@ -101,12 +103,17 @@ def check_dataset(
     )
 
 
-def read_csv(path: Path, label_column: str) -> tuple[list[str], np.ndarray, list[str] | None]:
-    """Feature names, features (one row per data row) and labels (None without the column)."""
+def read_csv(
+    path: Path, label_column: str, features: list[str] | None = None
+) -> tuple[list[str], np.ndarray, list[str] | None]:
+    """Feature names, features (one row per data row) and labels (None without the column).
+
+    `features` are the columns the model reads (the spec's selection); None: all but the label.
+    """
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         fields = list(reader.fieldnames or [])
-        header = [c for c in fields if c != label_column]
+        header = list(features) if features else [c for c in fields if c != label_column]
         rows = list(reader)
     x = np.array([[float(r[c]) for c in header] for r in rows], dtype=np.float64)
     labels = [str(r[label_column]).strip() for r in rows] if label_column in fields else None

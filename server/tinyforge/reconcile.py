@@ -1,0 +1,401 @@
+"""The data decides: a spec's classes and inputs reconciled with the dataset they train on.
+
+A request names classes and inputs in everyday words ("apples, bananas and oranges", "soil
+moisture, temperature and light readings"); the dataset has its own spelling ("apple", the
+column `soil_moisture`). Wherever the data exists — when a project is planned and again when
+it is built — its labels and columns win, each mapping is written into the spec's
+`assumptions`, and only a class the data does not have at all stops the build, in one sentence
+that shows both lists (with `tinyforge repair` and an editor quick fix to take the data's).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from tinyforge.errors import StageError
+from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec, Task
+
+# The stage a mismatch is recorded under (.tinyforge/last-failure.json), for `tinyforge repair`.
+STAGE = "data"
+DIAGNOSTIC_CODE = "data.label-mismatch"
+REPAIR_RULE = "dataset-labels"
+
+# Obvious pairs: a request's "yes" is a data's "1" or "true", and so on.
+_TRUE = {"yes", "y", "true", "t", "1", "on", "positive", "pos"}
+_FALSE = {"no", "n", "false", "f", "0", "off", "negative", "neg"}
+# Colour words a request uses for a colour sensor's channels.
+_COLOUR_NAMES = {"r": "red", "g": "green", "b": "blue", "c": "clear"}
+
+
+class LabelMismatchError(StageError):
+    """The spec names a class the dataset does not have: nothing was trained."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(STAGE, message)
+
+
+# -- the data ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DataFacts:
+    """What a dataset says about itself: its labels (sorted) and, for a CSV, its columns."""
+
+    path: Path
+    labels: list[str] | None
+    columns: list[str] = field(default_factory=list)  # CSV: every column but the label
+    label_column: str | None = None
+
+
+def dataset_path(spec: ProjectSpec, base: Path) -> Path | None:
+    if not spec.dataset.path:
+        return None
+    path = Path(os.path.expanduser(spec.dataset.path))
+    return path if path.is_absolute() else base / path
+
+
+def read_facts(spec: ProjectSpec, base: Path) -> DataFacts | None:
+    """The dataset's labels and columns, or None when it is not there (yet) or unreadable:
+    then nothing is reconciled and the build's own dataset checks speak."""
+    path = dataset_path(spec, base)
+    if path is None or spec.dataset.kind in (DatasetKind.DIGITS, DatasetKind.NPY):
+        return None
+    try:
+        if spec.dataset.kind is DatasetKind.FOLDER:
+            if not path.is_dir():
+                return None
+            names = sorted(
+                p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")
+            )
+            return DataFacts(path, names or None)
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        header, labels = _read_csv(str(path), stat.st_mtime_ns, stat.st_size, _label(spec))
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError):
+        return None
+    if not header:
+        return None
+    column = _label(spec) if _label(spec) in header else None
+    columns = [c for c in header if c != column]
+    return DataFacts(path, labels if column else None, columns, column)
+
+
+def _label(spec: ProjectSpec) -> str:
+    return spec.dataset.label_column or "label"
+
+
+@lru_cache(maxsize=16)
+def _read_csv(path: str, _mtime: int, _size: int, label: str) -> tuple[list[str], list[str]]:
+    """Header and sorted distinct labels; cached per file version (the editor asks often)."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip() for h in next(reader, [])]
+        index = header.index(label) if label in header else None
+        labels: set[str] = set()
+        if index is not None:
+            for row in reader:
+                if index < len(row) and row[index].strip():
+                    labels.add(row[index].strip())
+    return header, sorted(labels)
+
+
+# -- matching words to the data's names -------------------------------------------------------
+
+
+def _squash(text: str) -> str:
+    """Case, spacing and punctuation do not matter: "Speed-limit" == "speed limit"."""
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+def _forms(text: str) -> set[str]:
+    """A squashed name and its singular candidates: "berries" → berry, "boxes" → box."""
+    word = _squash(text)
+    forms = {word}
+    if len(word) > 3 and word.endswith("ies"):
+        forms.add(word[:-3] + "y")
+    if len(word) > 3 and word.endswith("ves"):
+        forms |= {word[:-3] + "f", word[:-3] + "fe"}
+    if len(word) > 2 and word.endswith("es"):
+        forms.add(word[:-2])
+    if len(word) > 1 and word.endswith("s") and not word.endswith("ss"):
+        forms.add(word[:-1])
+    return {f for f in forms if f}
+
+
+def match_label(word: str, labels: list[str]) -> str | None:
+    """The data's label a request's word means, or None. Exact first, then case/spacing/
+    punctuation, then singular/plural, then the yes/true/1 and no/false/0 pairs; a word that
+    could mean two labels matches neither."""
+    if word in labels:
+        return word
+    for same in (
+        lambda label: _squash(label) == _squash(word),
+        lambda label: bool(_forms(label) & _forms(word)),
+        lambda label: _boolean(label) is not None and _boolean(label) == _boolean(word),
+    ):
+        found = [label for label in labels if same(label)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            return None
+    return None
+
+
+def _boolean(text: str) -> bool | None:
+    word = _squash(text)
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    return None
+
+
+def _tokens(text: str) -> list[str]:
+    """Words of a name: "soilMoisture_pct" → soil, moisture, pct."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
+    return [t for t in re.split(r"[\W_]+", spaced.casefold()) if t]
+
+
+def match_column(word: str, columns: list[str]) -> str | None:
+    """The CSV column a request's input name means ("soil moisture" → soil_moisture_pct,
+    "temperature" → temp_c, "red" → R), or None when none or several fit."""
+    found = match_label(word, columns)
+    if found is not None:
+        return found
+    words = [_singular(t) for t in _tokens(word)]
+    if not words:
+        return None
+
+    def covers(column: str) -> bool:
+        parts = [_singular(t) for t in _tokens(column)]
+        # Every word of the request's name is a column word or starts with one ("temp").
+        return all(any(w == p or (len(p) >= 4 and w.startswith(p)) for p in parts) for w in words)
+
+    found_all = [c for c in columns if covers(c)]
+    if len(found_all) == 1:
+        return found_all[0]
+    if not found_all and len(words) == 1 and len(words[0]) > 1:
+        # A colour name against single-letter channel columns: red → R.
+        initial = [
+            c for c in columns if _squash(c) == words[0][0] and words[0] in _COLOUR_NAMES.values()
+        ]
+        if len(initial) == 1:
+            return initial[0]
+    return None
+
+
+def _singular(word: str) -> str:
+    forms = sorted(_forms(word), key=len)
+    return forms[0] if word.endswith("s") and len(forms) > 1 else word
+
+
+# -- reconciliation ---------------------------------------------------------------------------
+
+
+@dataclass
+class Reconciled:
+    spec: ProjectSpec
+    notes: list[str] = field(default_factory=list)  # new assumptions, in plain English
+    missing: list[str] = field(default_factory=list)  # the spec's classes the data lacks
+    facts: DataFacts | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.notes)
+
+
+def reconcile(spec: ProjectSpec, base: Path) -> Reconciled:
+    """The spec with its classes and inputs taken from the data at `base`/dataset.path.
+
+    Never raises for a mismatch: `missing` lists the classes the data does not have, and the
+    caller decides (a plan says so, a build stops).
+    """
+    facts = read_facts(spec, base)
+    if facts is None:
+        return Reconciled(spec)
+    notes: list[str] = []
+    update: dict[str, object] = {}
+    dataset_update: dict[str, object] = {}
+    where = spec.dataset.path or facts.path.name
+
+    # Inputs: named quantities select CSV columns; the model reads them in the file's order.
+    if spec.dataset.kind is DatasetKind.CSV and facts.columns:
+        wanted = spec.dataset.features
+        if wanted and wanted != [c for c in facts.columns if c in wanted]:
+            matched = {w: match_column(w, facts.columns) for w in wanted}
+            unmatched = [w for w, c in matched.items() if c is None]
+            if unmatched:
+                notes.append(
+                    f"The request names input{'s' if len(unmatched) > 1 else ''} "
+                    f"{_quoted(unmatched)}, not among the columns of {where} "
+                    f"({', '.join(facts.columns)}): the model reads every column but the label."
+                )
+                dataset_update["features"] = None
+            else:
+                chosen = [c for c in facts.columns if c in matched.values()]
+                unused = [c for c in facts.columns if c not in chosen]
+                renamed = [f"'{w}' is column '{c}'" for w, c in matched.items() if w != c]
+                dataset_update["features"] = None if chosen == facts.columns else chosen
+                notes.append(
+                    f"Inputs from {where}: {', '.join(chosen)}"
+                    + (f" ({'; '.join(renamed)})" if renamed else "")
+                    + (f"; not used: {', '.join(unused)}." if unused else ".")
+                )
+        columns = dataset_update.get("features", spec.dataset.features) or facts.columns
+        if len(spec.input_shape) == 1 and spec.input_shape[0] != len(columns):  # type: ignore[arg-type]
+            update["input_shape"] = [len(columns)]  # type: ignore[arg-type]
+            notes.append(
+                f"input_shape is [{len(columns)}]: one value per feature column of {where}."  # type: ignore[arg-type]
+            )
+
+    # Classes: the data's labels, in the data's (sorted) order; the request's words map onto them.
+    missing: list[str] = []
+    labels = facts.labels
+    if labels and len(labels) >= 2 and spec.task is not Task.ANOMALY_DETECTION:
+        if spec.classes:
+            mapping = {c: match_label(c, labels) for c in spec.classes}
+            missing = [c for c, label in mapping.items() if label is None]
+            if not missing:
+                renamed = [
+                    f"'{c}' is the data's '{label}'" for c, label in mapping.items() if c != label
+                ]
+                if renamed:
+                    notes.append(f"Classes follow the labels in {where}: {'; '.join(renamed)}.")
+                unnamed = [label for label in labels if label not in mapping.values()]
+                if unnamed:
+                    notes.append(
+                        f"{where} also has {_quoted(unnamed)}, which the request does not name: "
+                        f"kept as class{'es' if len(unnamed) > 1 else ''} of "
+                        f"{'their' if len(unnamed) > 1 else 'its'} own, so the model tells all "
+                        f"{len(labels)} labels apart."
+                    )
+                if list(spec.classes) != labels:
+                    update["classes"] = list(labels)
+                    if not renamed and not unnamed:
+                        notes.append(f"Classes in the order of {where}: {', '.join(labels)}.")
+        elif spec.dataset.kind is DatasetKind.CSV:
+            update["classes"] = list(labels)
+            source = f"column '{facts.label_column}' of {where}"
+            if spec.num_classes is not None and spec.num_classes != len(labels):
+                notes.append(
+                    f"The request says {spec.num_classes} classes but {source} has "
+                    f"{len(labels)}: using the data's ({', '.join(labels)})."
+                )
+            else:
+                notes.append(f"Classes from {source}: {', '.join(labels)}.")
+        elif spec.num_classes is not None and spec.num_classes != len(labels):
+            update["classes"] = list(labels)
+            notes.append(
+                f"The request says {spec.num_classes} classes but {where} has {len(labels)} "
+                f"class folders: using them ({', '.join(labels)})."
+            )
+    if "classes" in update:
+        update["num_classes"] = None  # follows the classes
+    if dataset_update:
+        update["dataset"] = spec.dataset.model_copy(update=dataset_update)
+    if not update:
+        return Reconciled(spec, notes, missing, facts)
+    data = spec.model_dump()
+    data.update(update)
+    data["assumptions"] = [*spec.assumptions, *(n for n in notes if n not in spec.assumptions)]
+    return Reconciled(ProjectSpec.model_validate(data), notes, missing, facts)
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
+def mismatch_sentence(spec: ProjectSpec, result: Reconciled) -> str:
+    """One sentence with both lists, and the way out."""
+    facts = result.facts
+    assert facts is not None and facts.labels is not None
+    where = spec.dataset.path or facts.path.name
+    source = (
+        f"column '{facts.label_column}' of {where}"
+        if spec.dataset.kind is DatasetKind.CSV
+        else f"the class folders of {where}"
+    )
+    missing = result.missing
+    return (
+        f"The spec's classes ({', '.join(spec.classes or [])}) name "
+        f"{_quoted(missing)}, which {'are' if len(missing) > 1 else 'is'} not in the data: "
+        f"{source} has {', '.join(facts.labels)}; `tinyforge repair` sets classes to the "
+        "data's labels, or rename the data."
+    )
+
+
+def at_plan(spec: ProjectSpec, base: Path) -> ProjectSpec:
+    """A planned spec checked against data that already exists (paths as the request gave
+    them, relative to `base`, where the request was typed). A class the data lacks does not
+    stop a plan: the assumptions say so, and the build stops before training."""
+    result = reconcile(spec, base)
+    if not result.missing:
+        return result.spec
+    sentence = mismatch_sentence(spec, result)
+    return spec.model_copy(update={"assumptions": [*spec.assumptions, f"Warning: {sentence}"]})
+
+
+def at_build(spec: ProjectSpec, project_dir: Path) -> ProjectSpec:
+    """Before anything trains: reconcile again (the data or the spec may have changed since
+    `new`); the updated spec is saved to tinyforge.toml (its comments kept). A class the data
+    lacks stops here, recorded for `tinyforge repair`."""
+    result = reconcile(spec, project_dir)
+    if result.missing:
+        error = LabelMismatchError(mismatch_sentence(spec, result))
+        from tinyforge.repair.failure import record_failure
+
+        record_failure(project_dir, error)
+        raise error
+    if result.spec != spec:
+        save_spec_changes(project_dir, spec, result.spec)
+    return result.spec
+
+
+# -- writing tinyforge.toml with its comments kept -----------------------------------------------
+
+
+def patch_spec_text(text: str, before: ProjectSpec, after: ProjectSpec) -> str:
+    """`text` (a tinyforge.toml) with the top-level and [dataset] values that differ between
+    the two specs replaced; the rest of the file, comments included, stays as it was."""
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    for key in ("input_shape", "classes", "num_classes", "assumptions"):
+        _set(doc, key, new.get(key), old.get(key))
+    table = doc.get("dataset")
+    if table is not None:
+        for key in ("features", "label_column"):
+            _set(table, key, new["dataset"].get(key), old["dataset"].get(key))
+    return tomlkit.dumps(doc)
+
+
+def _set(table: object, key: str, value: object, old: object) -> None:
+    import tomlkit
+
+    if value == old:
+        return
+    assert hasattr(table, "__setitem__") and hasattr(table, "__contains__")
+    if value is None:
+        if key in table:  # type: ignore[operator]
+            del table[key]  # type: ignore[attr-defined]
+        return
+    if isinstance(value, list):
+        array = tomlkit.array()
+        array.extend(value)
+        array.multiline(True)
+        table[key] = array  # type: ignore[index]
+    else:
+        table[key] = value  # type: ignore[index]
+
+
+def save_spec_changes(project_dir: Path, before: ProjectSpec, after: ProjectSpec) -> None:
+    path = Path(project_dir) / SPEC_FILENAME
+    text = path.read_text(encoding="utf-8") if path.is_file() else before.to_toml()
+    path.write_text(patch_spec_text(text, before, after), encoding="utf-8")
