@@ -32,6 +32,7 @@ from tinyforge.boards import (
 )
 from tinyforge.errors import DatasetError, PlanError, TinyForgeError, UnknownBoardError
 from tinyforge.plan.units import SIZE_PATTERN, format_size, parse_size
+from tinyforge.scaffold import DEFAULT_CSV, DEFAULT_DATA_DIR, NO_DATASET_NOTE
 from tinyforge.spec import (
     Budget,
     Dataset,
@@ -245,6 +246,11 @@ _FOLDER_CONTEXT = _rx(
 _FOLDER_NAMED = _rx(
     r"\b(?:folder|directory|dir)\s+(?:called\s+|named\s+)?([A-Za-z0-9_~.][\w.~\-]*[\\/]?)(?![\w/])"
 )
+_DATA_IN = _rx(
+    r"\b(?:data|dataset|clips|images|photos|pictures|recordings|samples|files|audio|wavs?)\s+"
+    r"(?:are\s+|is\s+|live\s+|lives\s+|sit\s+|sits\s+)?(?:in|under|inside|at)\s+"
+    r"([A-Za-z_][\w.~\-]*)(?![\w/\\])"
+)
 _NOT_FOLDER_WORDS = {
     "with",
     "per",
@@ -370,6 +376,14 @@ def _find_paths(text: str) -> list[_PathRef]:
         name = _clean_path(m.group(1))
         start, end = m.start(1), m.start(1) + len(name)
         if name and name.lower() not in _NOT_FOLDER_WORDS and free(start, end):
+            add(name, start, end)
+    for m in _DATA_IN.finditer(text):
+        # "data in speech_cmds": a folder name has the look of one (speech_cmds, set-2) or is
+        # there; "images in colour" is not a folder.
+        name = _clean_path(m.group(1))
+        start, end = m.start(1), m.start(1) + len(name)
+        looks = re.search(r"[_\-\d]", name) is not None or _existing(name) is not None
+        if name and looks and name.lower() not in _NOT_FOLDER_WORDS and free(start, end):
             add(name, start, end)
     refs.sort(key=lambda r: r.start)
     return refs
@@ -1116,11 +1130,28 @@ _LIST_LEAD_IN = {
 }
 
 
-def _parse_list(tokens: list[re.Match[str]], i: int, text: str) -> list[str] | None:
-    """Class names starting at tokens[i]: "a, b and c", "'x' or 'y'", "a/b", "a vs b"."""
+_FROM_PAIR = _rx(
+    r"\b(?:tell|distinguish|separate|differentiate|discriminate)\s+(?:the\s+)?"
+    r"([^\W\d_][\w'\-]*)\s+from\s+(?:the\s+)?([^\W\d_][\w'\-]*)\b"
+)
+_IS_PAIR = _rx(
+    r"\b(?:is|are|looks?|seems?)\s+(?:either\s+)?([^\W\d_][\w'\-]*)\s+or\s+"
+    r"(?!not\b)([^\W\d_][\w'\-]*)\b"
+)
+
+
+def _parse_list(
+    tokens: list[re.Match[str]], i: int, text: str, numbers: bool = False
+) -> list[str] | None:
+    """Class names starting at tokens[i]: "a, b and c", "'x' or 'y'", "a/b", "a vs b".
+
+    `numbers`: number words are names here ("the spoken words one, two and three").
+    """
+    generic = _GENERIC_NOUNS - set(NUMBER_WORDS) if numbers else _GENERIC_NOUNS
     items: list[str] = []
     current: list[str] = []
     expect_item = True
+    conjunction = False  # an and/or/vs was seen: the next comma after an item ends the list
     last_end = tokens[i].start() if i < len(tokens) else 0
     while i < len(tokens):
         tok = tokens[i]
@@ -1137,6 +1168,9 @@ def _parse_list(tokens: list[re.Match[str]], i: int, text: str) -> list[str] | N
             items.append(quoted)
             expect_item = False
         elif raw in {",", "/", "&"} or lower in _LIST_SEPARATOR_WORDS:
+            if raw == "," and conjunction and not expect_item:
+                break  # "brewing or idle, clips in ./coffee": the "or" item ended the list
+            conjunction = conjunction or raw == "&" or lower in _LIST_SEPARATOR_WORDS
             if current:
                 items.append(" ".join(current))
                 current = []
@@ -1168,12 +1202,23 @@ def _parse_list(tokens: list[re.Match[str]], i: int, text: str) -> list[str] | N
     for item in items:
         words = item.split()
         # "dog images" names the class "dog"; a bare "images" is not a class at all.
-        while len(words) > 1 and words[-1].lower() in _GENERIC_NOUNS:
+        while len(words) > 1 and words[-1].lower() in generic:
             words.pop()
         name = " ".join(words).strip(" '\"`.,")
-        if not name or (len(words) == 1 and name.lower() in _GENERIC_NOUNS):
+        if not name or (len(words) == 1 and name.lower() in generic):
             return None
         cleaned.append(name)
+    # "ripe vs unripe tomatoes": one-word classes and a last one carrying the shared plural
+    # noun of them all.
+    last = cleaned[-1].split() if cleaned else []
+    if (
+        len(cleaned) >= 2
+        and len(last) == 2
+        and all(len(c.split()) == 1 and not c.lower().endswith("s") for c in cleaned[:-1])
+        and last[1].lower().endswith("s")
+        and not last[0].lower().endswith("s")
+    ):
+        cleaned[-1] = last[0]
     deduped: list[str] = []
     seen: set[str] = set()
     for name in cleaned:
@@ -1196,6 +1241,9 @@ def _find_classes(text: str) -> list[str] | None:
 
     def skip_lead_in(n: int) -> int:
         while n < len(tokens) and tokens[n].group().lower() in _LIST_LEAD_IN:
+            following = tokens[n + 1].group().lower() if n + 1 < len(tokens) else ""
+            if tokens[n].group().lower() == "one" and following in {",", "and", "or", "/"}:
+                break  # "the words one, two and three": "one" is the first name, not "one of"
             n += 1
         return n
 
@@ -1226,9 +1274,19 @@ def _find_classes(text: str) -> list[str] | None:
     for m in _LIST_CUE.finditer(text):
         n = index_at(m.end())
         if n is not None:
-            names = _parse_list(tokens, skip_lead_in(n), text)
+            spoken = re.match(r"(?:key)?words|commands", m.group(), _I) is not None
+            names = _parse_list(tokens, skip_lead_in(n), text, numbers=spoken)
             if names:
                 candidates.append((2, m.start(), names))
+    # 2: tell cats from dogs; 3: the door is open or closed.
+    for pattern, priority in ((_FROM_PAIR, 2), (_IS_PAIR, 3)):
+        for m in pattern.finditer(text):
+            pair = [m.group(1), m.group(2)]
+            if (
+                all(w.lower() not in _GENERIC_NOUNS | _LIST_STOP | {"not", "apart"} for w in pair)
+                and pair[0].lower() != pair[1].lower()
+            ):
+                candidates.append((priority, m.start(), pair))
     for n, tok in enumerate(tokens):
         if tok.group() == ":":
             names = _parse_list(tokens, skip_lead_in(n + 1), text)
@@ -1299,6 +1357,9 @@ _SQUARE = _rx(r"(?<![\w.])(\d{1,4})\s*(?:px|pixels?)\b(?!\s*(?:x|×|by)\b)")
 _GRAY = _rx(
     r"\bgr[ae]y[\s-]*scale\b|\bgr[ae]y\b|\bmonochrome\b|\bmono\b|\bblack[\s-]*(?:and|&)[\s-]*white\b"
     r"|\bb\s*&\s*w\b|\b(?:1|one|single)[\s-]*channel\b|\bluminance\b"
+    # A thermal or depth camera gives one value per pixel: a temperature or a distance.
+    r"|\bthermal\b|\bthermographic\b|\binfra[\s-]*red\b|\bdepth\b|\bheat[\s-]*maps?\b"
+    r"|\btime[\s-]*of[\s-]*flight\b|\btof\b"
 )
 _COLOUR = _rx(
     r"\brgb\b|\bcolou?r(?:ed|ful|s)?\b|\b(?:3|three)[\s-]*channels?\b|\bfull[\s-]*colou?r\b"
@@ -1356,6 +1417,73 @@ _MEL_BINS = _rx(
 _AUDIO_FRAMES = _rx(rf"(?<![\w.])({_NUM})\s*(?:time\s+)?frames\b")
 
 # ---------------------------------------------------------------------------------------------
+# Inputs: quantities named as what the model reads ("from soil moisture, temperature and light
+# readings", "using the RGB values") are input columns, never classes.
+
+_INPUT_PREP = r"(?:from|using|with|based\s+on|given|reading|reads|measuring|via|off)"
+_INPUT_NOUN = (
+    r"(?:sensor\s+)?(?:readings?|values?|measurements?|data|inputs?|features?|levels?"
+    r"|signals?|channels?|columns?|sensors?|probes?)"
+)
+_INPUT_START = _rx(
+    rf"\b{_INPUT_PREP}\s+(?:the\s+|my\s+|its\s+|their\s+|a\s+|an\s+|our\s+)?(?=[^\W\d_])"
+)
+_INPUT_END = _rx(rf"\s+{_INPUT_NOUN}\b")
+# The same without the noun, when every item is a quantity a sensor measures.
+_INPUT_BARE = _rx(
+    r"\b(?:using|from|based\s+on|given|measuring)\s+(?:the\s+)?"
+    r"(?P<list>[^\W\d_][\w\-]*(?:(?:\s*,\s*|\s+)[\w\-]+){1,11}?)"
+    r"(?=\s*(?:[.,;]|$|\s+(?:in|from|on|at|to|for|with|into)\b))"
+)
+_QUANTITY_WORDS = _rx(
+    r"^(?:(?:soil|air|water|ambient|surface|room|outside|indoor|outdoor)\s+)?"
+    r"(?:temperatures?|temp|humidity|moisture|pressure|light|lux|brightness|co2|gas|voltage"
+    r"|current|distance|sound|noise|ph|conductivity|flow|speed|rpm|weight|altitude|oxygen"
+    r"|dust|pm2\.?5|uv|tvoc|voc|heart\s+rate|power|energy|level|vibration)$"
+)
+_INPUT_SPLIT = re.compile(r"\s*(?:,|/|&|\band\b|\bplus\b)\s*", re.I)
+_INPUT_ARTICLES = re.compile(r"^(?:the|a|an|its|their|my|our)\s+", re.I)
+_MOTION_INPUT = _rx(
+    r"\baccel|\bgyro|\bimu\b|\bmagnet|\bemg\b|\becg\b|\beeg\b|\bppg\b|^[xyz]$|\baxis|\baxes"
+)
+
+
+def _input_items(text: str) -> list[str] | None:
+    """The items of an input list, or None when it does not look like one."""
+    text = re.sub(r"\s+", " ", text.replace("’", "'")).strip()
+    if re.search(r"\brgbc?\b", text, _I):
+        # A colour sensor's channels: the CSV calls them R, G, B (or red, green, blue).
+        rgb = ["red", "green", "blue"]
+        return [*rgb, "clear"] if re.search(r"\brgbc\b", text, _I) else rgb
+    items = [_INPUT_ARTICLES.sub("", i).strip(" '") for i in _INPUT_SPLIT.split(text)]
+    items = [i for i in items if i]
+    if len(items) < 2 or any(len(i.split()) > 3 for i in items):
+        return None
+    if any(w.lower() in _LIST_STOP - {"light"} for i in items for w in i.split()):
+        return None
+    return items
+
+
+def _find_inputs(masked: str) -> tuple[list[str], tuple[int, int]] | None:
+    """Named inputs and their span; motion sensors are not columns to select (axes are)."""
+    for start in _INPUT_START.finditer(masked):
+        # The list ends at an input noun within a dozen words: try each, nearest first
+        # ("from the colour sensor's RGB readings": "colour" alone is no list, the rest is).
+        window = masked[start.end() : start.end() + 120]
+        for end in _INPUT_END.finditer(window):
+            items = _input_items(window[: end.start()])
+            if items and not any(_MOTION_INPUT.search(i) for i in items):
+                return items, (start.end(), start.end() + end.end())
+            if items:
+                break
+    for m in _INPUT_BARE.finditer(masked):
+        items = _input_items(m.group("list"))
+        if items and all(_QUANTITY_WORDS.match(i) for i in items):
+            return items, (m.start("list"), m.end())
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # Budget
 
 _SIZE = re.compile(SIZE_PATTERN, _I)
@@ -1398,12 +1526,6 @@ _TASK_SHORT = {
     Task.KEYWORD_SPOTTING: "keywords",
     Task.ANOMALY_DETECTION: "anomaly",
 }
-_TASK_WORDS = {
-    Task.IMAGE_CLASSIFICATION: "image classification",
-    Task.SENSOR_CLASSIFICATION: "sensor classification",
-    Task.KEYWORD_SPOTTING: "keyword spotting",
-    Task.ANOMALY_DETECTION: "anomaly detection",
-}
 
 
 @dataclass
@@ -1414,6 +1536,7 @@ class _Plan:
     board_arg: str | None
     text: str = ""
     assumptions: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
 
     def assume(self, sentence: str) -> None:
         if sentence not in self.assumptions:
@@ -1440,7 +1563,14 @@ class _Plan:
         board, masked = self._board(masked)
         task = self._task(masked, csv_ref, folder_ref)
         dataset, head = self._dataset(task, masked, csv_ref, folder_ref, label)
-        classes, num_classes = self._classes(task, masked, dataset)
+        inputs = _find_inputs(masked) if task is not Task.IMAGE_CLASSIFICATION else None
+        if inputs is not None:
+            self.inputs = inputs[0]
+            if dataset.kind is DatasetKind.CSV:
+                dataset = dataset.model_copy(update={"features": inputs[0]})
+        # What the model reads is not what it tells apart: inputs never become classes.
+        class_text = _mask(masked, [inputs[1]]) if inputs is not None else masked
+        classes, num_classes = self._classes(task, class_text, dataset)
         input_shape = self._input_shape(task, masked, dataset, head, board)
         budget = self._budget(masked, board)
         quantization = self._quantization(masked)
@@ -1590,7 +1720,31 @@ class _Plan:
                 "(scikit-learn's load_digits)."
             )
             return Dataset(kind=DatasetKind.DIGITS), None
-        raise PlanError(_missing_dataset_message(task))
+        return self._default_dataset(task, masked), None
+
+    def _default_dataset(self, task: Task, masked: str) -> Dataset:
+        """No data yet: the project's own data folder, to be filled (see scaffold)."""
+        images = task is Task.IMAGE_CLASSIFICATION or (
+            task is Task.ANOMALY_DETECTION
+            and sum(len(p.findall(masked)) * w for p, w in _TASK_CUES[Task.IMAGE_CLASSIFICATION])
+            > 0
+        )
+        if images or task is Task.KEYWORD_SPOTTING:
+            what = "WAV clips" if task is Task.KEYWORD_SPOTTING else "images"
+            self.assume(
+                f"{NO_DATASET_NOTE} the project gets its own {DEFAULT_DATA_DIR}/ folder, one "
+                f"sub-folder of {what} per class ({DEFAULT_DATA_DIR}/README.md says what to "
+                "record)."
+            )
+            return Dataset(kind=DatasetKind.FOLDER, path=DEFAULT_DATA_DIR)
+        label = None if task is Task.ANOMALY_DETECTION else "label"
+        self.assume(
+            f"{NO_DATASET_NOTE} readings go into {DEFAULT_CSV} in the project, one column per "
+            "input"
+            + (f" and the class in column '{label}'" if label else "")
+            + f" ({DEFAULT_DATA_DIR}/README.md says what to record)."
+        )
+        return Dataset(kind=DatasetKind.CSV, path=DEFAULT_CSV, label_column=label)
 
     def _csv_dataset(
         self, ref: _PathRef, label: tuple[str, tuple[int, int]] | None, task: Task | None = None
@@ -1655,6 +1809,17 @@ class _Plan:
                     f"The request says {count} classes but names {len(classes)}: "
                     f"using the named ones ({', '.join(classes)})."
                 )
+            if task is Task.KEYWORD_SPOTTING and any(
+                a.startswith(NO_DATASET_NOTE) for a in self.assumptions
+            ):
+                extra = [c for c in ("silence", "unknown") if c not in {n.lower() for n in classes}]
+                if extra:
+                    classes = [*classes, *extra]
+                    self.assume(
+                        "Keyword spotting also has to know when none of the words is said: "
+                        f"added the usual {' and '.join(repr(c) for c in extra)} class"
+                        f"{'es' if len(extra) > 1 else ''} (background noise, other words)."
+                    )
             return classes, None
         if task is Task.ANOMALY_DETECTION:
             return None, None
@@ -1771,6 +1936,12 @@ class _Plan:
                 f"({'R, G, B, clear' if channels == 4 else 'R, G, B'})."
             )
             return [channels]
+        if self.inputs:
+            self.assume(
+                f"Inputs: {', '.join(self.inputs)}, one value each; the CSV's columns of the "
+                "same names are used when the build reads it."
+            )
+            return [len(self.inputs)]
         quantities = [q for q, rx in _QUANTITIES.items() if re.search(rx, masked, _I)]
         if quantities and not _MOTION_CUE.search(masked):
             self.assume(
@@ -1968,19 +2139,6 @@ def _nothing_usable(request: str) -> PlanError:
         f'board, e.g. "{EXAMPLE_REQUEST}" or "classify 3 gestures from gestures.csv on a '
         'Pi Pico".'
     )
-
-
-def _missing_dataset_message(task: Task) -> str:
-    needed = {
-        Task.IMAGE_CLASSIFICATION: "name an image folder (one sub-folder per class), e.g. "
-        '"... from images in ./data/fruits"; only handwritten digits have a built-in dataset',
-        Task.SENSOR_CLASSIFICATION: "name a CSV file of readings with a label column, e.g. "
-        '"... from gestures.csv with label column gesture"',
-        Task.KEYWORD_SPOTTING: "name a folder of audio clips (one sub-folder per keyword), "
-        'e.g. "... from the folder ./data/speech"',
-        Task.ANOMALY_DETECTION: 'name a CSV file of normal readings, e.g. "... in vibration.csv"',
-    }[task]
-    return f"This {_TASK_WORDS[task]} request names no dataset: {needed}."
 
 
 class OfflinePlanner:
