@@ -473,10 +473,19 @@ def cmd_boards(args: argparse.Namespace) -> int:
         print(json.dumps([b.__dict__ for b in boards], indent=2, default=list))
         return 0
     table = Table(title="Supported boards")
-    for column in ("id", "name", "MCU", "RAM", "flash", "TFLM library"):
-        table.add_column(column)
+    # The id is what people type: never cut or wrapped; the other columns give way, and on a
+    # narrow terminal the library column goes (`--json` has it all).
+    table.add_column("id", no_wrap=True, min_width=max(len(b.id) for b in boards))
+    table.add_column("name", overflow="fold", ratio=3)
+    table.add_column("MCU", overflow="fold", ratio=2)
+    for column in ("RAM", "flash"):
+        table.add_column(column, no_wrap=True, justify="right")
+    wide = console.width >= 140
+    if wide:
+        table.add_column("TFLM library", overflow="fold", ratio=3)
     for b in boards:
-        table.add_row(b.id, b.name, b.mcu, _kb(b.ram_bytes), _kb(b.flash_bytes), b.tflm_library)
+        row = [b.id, b.name, b.mcu, _kb(b.ram_bytes), _kb(b.flash_bytes)]
+        table.add_row(*row, *([b.tflm_library] if wide else []))
     console.print(table)
     return 0
 

@@ -33,7 +33,7 @@ from tinyforge.memory.measure import measure_arena, run_tflm
 from tinyforge.memory.target import target_arena_bytes
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
 from tinyforge.plan import get_planner
-from tinyforge.progress import NullProgress, Progress
+from tinyforge.progress import NullProgress, Progress, is_library_noise
 from tinyforge.reconcile import at_build as reconcile_with_data
 from tinyforge.repair.failure import clear_failure, record_failure
 from tinyforge.spec import DatasetKind, ProjectSpec
@@ -437,7 +437,8 @@ def _convert(
 ) -> dict[str, Any]:
     def on_line(line: str) -> None:
         progress.log(line)
-        progress.update(None, line)
+        if not is_library_noise(line):  # library warnings go to the log (-v), not the status
+            progress.update(None, line)
 
     result = jobs.run(
         jobs.python_command(
