@@ -13,6 +13,10 @@ command -v rg >/dev/null || needed+=(ripgrep)
 # generated firmware sources for a Cortex-M, through `pio run` on a local platform.
 command -v arm-none-eabi-g++ >/dev/null || needed+=(gcc-arm-none-eabi)
 dpkg -s libstdc++-arm-none-eabi-newlib >/dev/null 2>&1 || needed+=(libstdc++-arm-none-eabi-newlib)
+dpkg -s libnewlib-arm-none-eabi >/dev/null 2>&1 || needed+=(libnewlib-arm-none-eabi)
+# `tinyforge verify`: the firmware runs on an emulated Cortex-M (mps2-an386/an500, semihosting),
+# and the QEMU TCG plugin that counts instructions is built with the host gcc.
+command -v qemu-system-arm >/dev/null || needed+=(qemu-system-arm)
 for pkg in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || needed+=("$pkg")
 done

@@ -260,6 +260,11 @@ def tflm_package_version() -> str:
 # --- helpers -------------------------------------------------------------------------------
 
 
+def prepare_inputs(model: TfliteModel, inputs: np.ndarray, name: str) -> np.ndarray:
+    """Samples as the model's input tensor holds them: batch axis, dtype, int8 quantization."""
+    return _prepare_inputs(model, np.asarray(inputs), name)
+
+
 def _prepare_inputs(model: TfliteModel, inputs: np.ndarray, name: str) -> np.ndarray:
     tensor = model.input_tensors[0]
     shape = tensor.shape

@@ -1,0 +1,65 @@
+"""The `device` section of report.json: what the emulated board measured."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class TflmInfo(BaseModel):
+    kind: str  # "kit" | "arduino"
+    name: str  # "TFLM 90b983c (2026-08-20)"
+    commit: str
+    path: str
+
+
+class DeviceReport(BaseModel):
+    """Figures measured by running the project's firmware on an emulated core."""
+
+    measured: bool = True
+    board: str
+    core: str  # the core the firmware is built for: "cortex-m4f"
+    emulated_core: str  # the core QEMU runs: "Cortex-M4F"
+    machine: str  # "mps2-an386"
+    core_note: str = ""
+    kernels: str  # "cmsis_nn" | "reference"
+    tflm: TflmInfo
+    compiler: str
+
+    compile_seconds: float
+    compiled_objects: int  # TFLM objects compiled by this run (0: all from the cache)
+    tflm_objects: int
+    run_seconds: float
+
+    samples: int  # test samples run (besides the sketch's own sample)
+    compared_with: str
+    outputs_identical_percent: float
+    outputs_max_abs_diff: float  # in the output's own units (int8 steps, or float)
+    argmax_agreement_percent: float
+    accuracy: float | None = None  # on the samples, from the device's outputs
+    sketch_output: str | None = None  # the sketch's own printed result line
+
+    arena_used_bytes: int  # interpreter->arena_used_bytes() in the sketch, on the target
+    arena_smallest_bytes: int  # smallest arena that allocates and runs, on the target
+    arena_firmware_bytes: int  # kTensorArenaSize as compiled into the firmware
+    arena_static_target_bytes: int  # TinyForge's static 32-bit estimate
+    arena_note: str
+
+    flash: dict[str, int]  # model, TFLM runtime, kernels, CMSIS-NN, application (this image)
+    ram: dict[str, int]  # tensor arena, TFLM runtime, application (static RAM)
+    kernel_flash: dict[str, int] = Field(default_factory=dict)  # per operator
+    flash_estimate_before: dict[str, int] = Field(default_factory=dict)  # runtime_costs.toml
+
+    instructions_per_inference: int
+    instructions_min: int
+    instructions_max: int
+    clock_hz: int
+    cycles_per_instruction: float
+    latency_ms_estimate: float
+    latency_note: str
+
+    serial: list[str] = Field(default_factory=list)  # the sketch's first lines
+    problems: list[str] = Field(default_factory=list)
+
+    @property
+    def headline(self) -> str:
+        return f"measured on an emulated {self.emulated_core} ({self.machine})"

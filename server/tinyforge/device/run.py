@@ -1,0 +1,147 @@
+"""Run a firmware image in qemu-system-arm and read what the harness reports.
+
+The harness prints `@@tinyforge …` lines on the semihosting console between the sketch's own
+Serial output; the QEMU plugin prints `insn_count invoke N` per Invoke(). Parsing is pure and
+never raises (a run that stops early simply has fewer results).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyforge.device.build import symbol_address
+from tinyforge.device.cache import cache_root, compiler_version, run_tool
+from tinyforge.device.cores import Core
+from tinyforge.errors import StageError
+
+_MARK = re.compile(r"^@@tinyforge (\S+)\s*(.*)$")
+_INSNS = re.compile(r"^insn_count invoke (\d+)$")
+_ARENA_PRINT = re.compile(r"tensor arena used: (\d+) of (\d+)")
+
+
+@dataclass
+class RunResult:
+    outputs: dict[int, bytes] = field(default_factory=dict)  # invoke index → raw output
+    output_type: int | None = None  # TfLiteType of output 0
+    instructions: list[int] = field(default_factory=list)  # per Invoke, in order
+    arena_used: int | None = None  # the sketch's interpreter, after AllocateTensors
+    arena_smallest: int | None = None  # the probe's smallest working arena
+    arena_probe_used: int | None = None
+    sketch_arena_print: tuple[int, int] | None = None  # "tensor arena used: N of M"
+    serial: list[str] = field(default_factory=list)  # the sketch's own lines
+    problems: list[str] = field(default_factory=list)  # halted, fault, no-invoke, …
+    finished: bool = False
+    seconds: float = 0.0
+
+
+def parse_run(text: str) -> RunResult:
+    result = RunResult()
+    in_probe = False  # the probe makes TFLM report every too-small arena it tries: not the sketch's
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
+        m = _INSNS.match(line)
+        if m:
+            result.instructions.append(int(m.group(1)))
+            continue
+        m = _MARK.match(line)
+        if not m:
+            if line.strip() and not in_probe:
+                result.serial.append(line)
+                a = _ARENA_PRINT.search(line)
+                if a and result.sketch_arena_print is None:
+                    result.sketch_arena_print = (int(a.group(1)), int(a.group(2)))
+            continue
+        kind, rest = m.group(1), m.group(2).split()
+        try:
+            if kind == "out" and len(rest) == 4:
+                index, ttype, _size, hexdata = rest
+                result.outputs[int(index)] = bytes.fromhex(hexdata)
+                result.output_type = int(ttype)
+            elif kind == "out" and len(rest) == 3:  # an empty tensor
+                result.outputs[int(rest[0])] = b""
+            elif kind == "arena_used" and rest:
+                result.arena_used = int(rest[0])
+            elif kind == "probe" and rest == ["begin"]:
+                in_probe = True
+            elif kind == "probe" and rest and rest[0].startswith("used="):
+                in_probe = False
+                fields = dict(item.split("=", 1) for item in rest)
+                result.arena_probe_used = int(fields["used"])
+                result.arena_smallest = int(fields["smallest"])
+            elif kind == "probe" and rest and rest[0] == "failed":
+                in_probe = False
+                result.problems.append("the arena probe failed: " + " ".join(rest[1:]))
+            elif kind == "done":
+                result.finished = True
+            elif kind in ("halted", "fault", "no-invoke", "invoke-failed", "sample-mismatch"):
+                result.problems.append(" ".join([kind, *rest]))
+        except (ValueError, KeyError):
+            result.problems.append(f"unreadable harness line: {line[:120]}")
+    return result
+
+
+def plugin_path(cancel: threading.Event | None = None) -> Path | None:
+    """The instruction-counting plugin, built once with the host C compiler (cached)."""
+    from tinyforge.device.build import shim_dir
+
+    source = shim_dir() / "insn_plugin.c"
+    for cc in ("cc", "gcc", "clang"):
+        version = _host_compiler(cc)
+        if version:
+            break
+    else:
+        return None
+    digest = hashlib.sha256(f"{source.read_text('utf-8')}\n{version}".encode()).hexdigest()
+    out = cache_root() / "qemu-plugin" / f"insn_{digest[:12]}.so"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.so")
+    run = run_tool([cc, "-shared", "-fPIC", "-O2", "-o", str(tmp), str(source)], cancel=cancel)
+    if run.returncode != 0:
+        return None
+    tmp.replace(out)
+    return out
+
+
+def _host_compiler(cc: str) -> str | None:
+    import shutil
+
+    if shutil.which(cc) is None:
+        return None
+    return compiler_version(cc)
+
+
+def run_firmware(
+    elf: Path,
+    core: Core,
+    *,
+    cwd: Path,
+    cancel: threading.Event | None = None,
+    timeout: float = 120,
+    count_instructions: bool = True,
+) -> RunResult:
+    cmd = ["qemu-system-arm", "-M", core.machine, "-nographic", "-monitor", "none"]
+    cmd += ["-serial", "none", "-semihosting-config", "enable=on,target=native"]
+    cmd += ["-kernel", str(elf)]
+    plugin = plugin_path(cancel) if count_instructions else None
+    if plugin is not None:
+        begin = symbol_address(elf, "tinyforge_invoke_begin")
+        end = symbol_address(elf, "tinyforge_invoke_end")
+        if begin is not None and end is not None:
+            cmd += ["-plugin", f"{plugin},begin={begin:#x},end={end:#x}", "-d", "plugin"]
+    try:
+        run = run_tool(cmd, cwd=cwd, cancel=cancel, timeout=timeout)
+    except TimeoutError as exc:
+        raise StageError(
+            "verify",
+            f"The firmware did not finish on the emulated {core.machine_core} within "
+            f"{timeout:.0f} s: it may wait for input or loop forever outside loop().",
+        ) from exc
+    result = parse_run(run.text)
+    result.seconds = run.seconds
+    return result
