@@ -97,18 +97,23 @@ def print_report(report: dict[str, Any]) -> None:
         ),
     )
     table.add_row("model", f"{report['model_bytes']:,} bytes ({report['params']:,} parameters)")
+    device = report.get("device") or {}
+    if not device.get("measured"):
+        table.add_row(
+            "tensor arena (measured, TFLM)",
+            f"{report['arena_bytes']:,} bytes on the 64-bit host; "
+            f"~{report['arena_bytes_target']:,} bytes on the 32-bit target (static estimate)",
+        )
+    kind = "measured" if device.get("measured") else "estimate"
     table.add_row(
-        "tensor arena (measured, TFLM)",
-        f"{report['arena_bytes']:,} bytes on the 64-bit host; ~{report['arena_bytes_target']:,} "
-        "bytes on the 32-bit target",
+        f"RAM ({kind})", f"{_kb(report['ram_bytes_estimate'])} of {_kb(budget['ram_bytes'])}"
     )
     table.add_row(
-        "RAM estimate", f"{_kb(report['ram_bytes_estimate'])} of {_kb(budget['ram_bytes'])}"
-    )
-    table.add_row(
-        "flash estimate", f"{_kb(report['flash_bytes_estimate'])} of {_kb(budget['flash_bytes'])}"
+        f"flash ({kind})", f"{_kb(report['flash_bytes_estimate'])} of {_kb(budget['flash_bytes'])}"
     )
     table.add_row("operators", ", ".join(f"{k}×{v}" for k, v in sorted(report["ops"].items())))
+    if device.get("measured"):
+        add_device_rows(table, device, report)
     console.print(table)
     for notice in report.get("notices", []):
         console.print(f"[yellow]note:[/] {notice}")
@@ -187,6 +192,97 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_device_rows(table: Table, d: dict[str, Any], report: dict[str, Any]) -> None:
+    """The figures measured on the emulated core (report.json's device section)."""
+    kernels = "CMSIS-NN" if d["kernels"] == "cmsis_nn" else "reference"
+    table.add_row(
+        "measured on",
+        escape(
+            f"an emulated {d['emulated_core']} ({d['machine']}), {d['tflm']['name']}, "
+            f"{kernels} kernels, built for {d['core']}"
+        ),
+    )
+    if d.get("core_note"):
+        table.add_row("", escape(d["core_note"]))
+    identical = f"{d['outputs_identical_percent']:g}% identical"
+    if d["outputs_identical_percent"] < 100:
+        identical += (
+            f", argmax {d['argmax_agreement_percent']:g}% equal, largest difference "
+            f"{d['outputs_max_abs_diff']:g}"
+        )
+    accuracy = f"; accuracy {_pct(d.get('accuracy'))}" if d.get("accuracy") is not None else ""
+    table.add_row(
+        "outputs vs host TFLM",
+        f"{identical} on {d['samples'] + 1} samples{accuracy}",
+    )
+    table.add_row(
+        "tensor arena (target)",
+        f"{d['arena_used_bytes']:,} used, {d['arena_smallest_bytes']:,} smallest that works; "
+        f"firmware allocates {d['arena_firmware_bytes']:,}; static estimate "
+        f"{d['arena_static_target_bytes']:,}",
+    )
+    table.add_row("", escape(d["arena_note"]))
+    flash, ram = report.get("flash_parts") or {}, report.get("ram_parts") or {}
+    table.add_row("flash parts", escape(", ".join(f"{k} {_kb(v)}" for k, v in flash.items())))
+    table.add_row("RAM parts", escape(", ".join(f"{k} {_kb(v)}" for k, v in ram.items())))
+    if d.get("kernel_flash"):
+        table.add_row(
+            "kernels",
+            ", ".join(f"{op} {_kb(n)}" for op, n in d["kernel_flash"].items())
+            + (
+                f" (+ CMSIS-NN {_kb(d['flash'].get('CMSIS-NN', 0))})"
+                if kernels != "reference"
+                else ""
+            ),
+        )
+    table.add_row(
+        "inference (estimate)",
+        f"{d['instructions_per_inference']:,} instructions ≈ {d['latency_ms_estimate']:.2f} ms "
+        f"at {d['clock_hz'] / 1e6:g} MHz ({d['cycles_per_instruction']:g} cycles/instruction "
+        "assumed)",
+    )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tinyforge import pipeline
+
+    cancel = threading.Event()
+    with Progress(*_progress_columns(), console=console, transient=False) as bar:
+        progress = TerminalProgress(bar, args.verbose)
+        try:
+            report = pipeline.verify_on_device(
+                Path(args.project),
+                tflm=Path(args.tflm) if args.tflm else None,
+                kernels=args.kernels,
+                core=args.core,
+                samples=args.samples,
+                progress=progress,
+                cancel=cancel,
+            )
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        progress.finish()
+    if args.json:
+        print(json.dumps(report["device"], indent=2))
+    else:
+        table = Table(title=f"TinyForge verify — {report.get('project', '')}", show_header=False)
+        table.add_column("what", style="bold")
+        table.add_column("figure")
+        add_device_rows(table, report["device"], report)
+        console.print(table)
+        budget = report["budget"]
+        if report["fits"]:
+            console.print(
+                f"[bold green]Fits[/] {report['board']} (measured): RAM "
+                f"{_kb(report['ram_bytes_estimate'])} / {_kb(budget['ram_bytes'])}, flash "
+                f"{_kb(report['flash_bytes_estimate'])} / {_kb(budget['flash_bytes'])}."
+            )
+        for v in report["violations"]:
+            console.print(f"[bold red]Does not fit (measured):[/] {escape(v['message'])}")
+    return 0 if report["fits"] else 3
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from tinyforge import pipeline
 
@@ -203,7 +299,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     with Progress(*columns, console=console, transient=False) as bar:
         progress = TerminalProgress(bar, args.verbose)
         try:
-            result = pipeline.build(Path(args.project), progress=progress, cancel=cancel)
+            result = pipeline.build(
+                Path(args.project),
+                progress=progress,
+                cancel=cancel,
+                device=not args.no_device,
+                tflm=Path(args.tflm) if args.tflm else None,
+            )
         except KeyboardInterrupt:
             cancel.set()
             raise
@@ -729,7 +831,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", nargs="?", default=".")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="show the child processes' output")
+    p.add_argument(
+        "--no-device",
+        action="store_true",
+        help="skip the last stage: the firmware compiled with TFLM and run on an emulated core",
+    )
+    p.add_argument("--tflm", help="TFLM source tree for that stage (default: $TINYFORGE_TFLM_DIR)")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "verify",
+        help="compile the firmware with real TFLM and run it on an emulated core",
+        description="Compile the project's own src/main.cpp and lib/model/ with TFLite Micro for "
+        "the board's core and run it in QEMU on test samples: outputs compared with the host TFLM "
+        "interpreter, the arena, flash and RAM per part, and instructions per inference, all "
+        "measured. report.json gets them in its device section.",
+        epilog="TFLM source, in order: --tflm, $TINYFORGE_TFLM_DIR, the TFLM library PlatformIO "
+        "installed in .pio/libdeps/, ~/.cache/tinyforge/tflm-source. exit status: 0 fits "
+        "(measured), 2 cannot verify, 3 does not fit.",
+    )
+    p.add_argument("project", nargs="?", default=".")
+    p.add_argument("--tflm", help="a TFLM source tree (kit or Arduino library)")
+    p.add_argument("--kernels", choices=("cmsis_nn", "reference"), help="default: cmsis_nn")
+    p.add_argument(
+        "--core",
+        choices=("cortex-m4f", "cortex-m7", "cortex-m0plus"),
+        help="build for another core than the board's",
+    )
+    p.add_argument("--samples", type=int, help="test samples to run (default 64)")
+    p.add_argument("--json", action="store_true", help="print the device figures as JSON")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
         "deploy",

@@ -21,7 +21,7 @@ import numpy as np
 
 from tinyforge import datasets, generate, jobs
 from tinyforge.boards import Board, find_board_mentions, get_board
-from tinyforge.check import Verdict, check_budget
+from tinyforge.check import Verdict, check_budget, device_parts
 from tinyforge.convert import c_array
 from tinyforge.convert.keras_worker import decide
 from tinyforge.errors import StageError, TinyForgeError
@@ -40,7 +40,7 @@ from tinyforge.spec import DatasetKind, ProjectSpec
 from tinyforge.train import run_training
 
 REPORT_FILE = "report.json"
-BUILD_STAGES = ("train", "convert", "verify", "emit", "report")
+BUILD_STAGES = ("train", "convert", "verify", "emit", "device", "report")
 
 T = TypeVar("T")
 
@@ -269,8 +269,14 @@ def build(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     train: bool = True,
+    device: bool = True,
+    tflm: Path | None = None,
 ) -> BuildResult:
-    """Run the build stages; `train=False` converts the model the last training saved."""
+    """Run the build stages; `train=False` converts the model the last training saved.
+
+    `device=False` skips the last measurement on an emulated core (`--no-device`); `tflm` is
+    the TFLM source tree for it (else TINYFORGE_TFLM_DIR, .pio/libdeps, the user's cache).
+    """
     project_dir = Path(project_dir).resolve()
     spec = ProjectSpec.load(project_dir)
     if spec.model is not None:
@@ -295,6 +301,7 @@ def build(
                 cancel,
                 train,
                 data_health=data_health,
+                device=DeviceOptions(enabled=device, tflm=tflm),
             )
     except StageError as exc:
         # The project was restored; the failure is kept beside it for `tinyforge repair`.
@@ -334,8 +341,10 @@ def _build(
     cancel: threading.Event | None,
     train: bool,
     data_health: DataReport | None = None,
+    device: DeviceOptions | None = None,
 ) -> BuildResult:
     seconds: dict[str, float] = {}
+    device = device or DeviceOptions()
     notices: list[str] = []
 
     # Refresh generated files the user has not touched (a changed spec changes them).
@@ -371,6 +380,19 @@ def _build(
     )
     emitted = timed("emit", lambda: _emit(project_dir, spec, board, model, verified, classes))
     notices += emitted.describe_kept()
+    measured = timed("device", lambda: _on_device(project_dir, board, device, progress, cancel))
+    if measured.get("measured"):
+        verdict = check_budget(
+            board=board,
+            budget=spec.budget,
+            model_bytes=model.model_bytes,
+            arena_bytes_target=verified["arena_bytes_target"],
+            ops=[op.op for op in model.ops],
+            largest_tensor=_largest_activation(model),
+            measured=device_parts(board, measured["flash"], measured["ram"]),
+        )
+    elif measured.get("reason"):
+        notices.append(f"Not run on an emulated board: {measured['reason']}")
 
     def make_report() -> dict[str, Any]:
         report = {
@@ -395,6 +417,9 @@ def _build(
             # kTensorArenaSize in src/main.cpp: the measurement plus the firmware's margin.
             "arena_bytes_firmware": firmware_arena_bytes(verified["arena"].arena_bytes),
             "ops": model.op_counts(),
+            # "measured" once the device stage ran: every part but the Arduino core's baseline.
+            "figures": "measured" if measured.get("measured") else "estimated",
+            "device": measured,
             "ram_bytes_estimate": verdict.ram_bytes_estimate,
             "flash_bytes_estimate": verdict.flash_bytes_estimate,
             "ram_parts": verdict.ram_parts,
@@ -415,6 +440,101 @@ def _build(
     report["stage_seconds"] = seconds
     (project_dir / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
     return BuildResult(project_dir, report, verdict, notices)
+
+
+@dataclass(frozen=True)
+class DeviceOptions:
+    enabled: bool = True
+    tflm: Path | None = None
+
+
+def _on_device(
+    project_dir: Path,
+    board: Board,
+    options: DeviceOptions,
+    progress: Progress,
+    cancel: threading.Event | None,
+) -> dict[str, Any]:
+    """The device section of report.json: measured figures, or why there are none."""
+    from tinyforge.device import device_unavailable_reason, verify_project
+
+    if not options.enabled:
+        return {"measured": False, "reason": "skipped (--no-device)."}
+    reason = device_unavailable_reason(board, options.tflm, project_dir)
+    if reason is not None:
+        progress.update(1.0, "skipped: " + reason)
+        return {"measured": False, "reason": reason}
+    report = verify_project(project_dir, tflm=options.tflm, progress=progress, cancel=cancel)
+    progress.update(
+        1.0,
+        f"{report.headline}: outputs {report.outputs_identical_percent:g}% identical to host TFLM",
+    )
+    return report.model_dump()
+
+
+def verify_on_device(
+    project_dir: Path,
+    *,
+    tflm: Path | None = None,
+    kernels: str | None = None,
+    core: str | None = None,
+    samples: int | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """`tinyforge verify`: measure a built project on its emulated core, update report.json.
+
+    The device section and the verdict (now on measured figures) are written back into the
+    project's report.json; the updated report is returned.
+    """
+    from tinyforge.device import DEFAULT_SAMPLES, verify_project
+
+    project_dir = Path(project_dir).resolve()
+    spec = ProjectSpec.load(project_dir)
+    board = get_board(spec.board)
+    progress = progress or NullProgress()
+    progress.stage("device", 1, 1)
+    device = verify_project(
+        project_dir,
+        tflm=tflm,
+        kernels=kernels,
+        core_name=core,
+        samples=samples or DEFAULT_SAMPLES,
+        progress=progress,
+        cancel=cancel,
+    )
+    report_path = project_dir / REPORT_FILE
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        report = {"project": spec.name, "board": board.id, "notices": []}
+    model = load_tflite(project_dir / "model.tflite")
+    verdict = check_budget(
+        board=board,
+        budget=spec.budget,
+        model_bytes=model.model_bytes,
+        arena_bytes_target=int(report.get("arena_bytes_target") or 0),
+        ops=[op.op for op in model.ops],
+        largest_tensor=_largest_activation(model),
+        measured=device_parts(board, device.flash, device.ram),
+    )
+    report.update(
+        {
+            "figures": "measured",
+            "device": device.model_dump(),
+            "ram_bytes_estimate": verdict.ram_bytes_estimate,
+            "flash_bytes_estimate": verdict.flash_bytes_estimate,
+            "ram_parts": verdict.ram_parts,
+            "flash_parts": verdict.flash_parts,
+            "budget": verdict.budget,
+            "fits": verdict.fits,
+            "violations": [v.__dict__ for v in verdict.violations],
+        }
+    )
+    tmp = report_path.with_name(f".{REPORT_FILE}.tmp")
+    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    tmp.replace(report_path)
+    return report
 
 
 def _fit_input_shape_to_csv(

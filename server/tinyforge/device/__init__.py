@@ -213,7 +213,8 @@ def _check_run(run: RunResult, expected: int, core: Core) -> None:
         said = f" Its last line: {last!r}." if last else ""
         raise StageError(
             "verify",
-            f"The firmware did not run to the end on the emulated {core.machine_core}: {what}.{said}",
+            f"The firmware did not run to the end on the emulated {core.machine_core}: "
+            f"{what}.{said}",
             "\n".join(run.serial[-40:]),
         )
     if len(run.outputs) < expected + 1:

@@ -22,6 +22,7 @@ from tinyforge.generate.architecture import (
     choose_architecture,
 )
 from tinyforge.generate.files import WriteResult, write_generated
+from tinyforge.generate.render_cpp import cpp_comment, cpp_string
 from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec, Task
 
 ARTIFACTS_DIR = "artifacts"
@@ -34,13 +35,17 @@ MODEL_DATA_CC = "lib/model/model_data.cc"
 
 @cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("tinyforge.generate", "templates"),
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    # Values in C++ files: literals and comments no label can break out of (render_cpp.py).
+    env.filters["cpp_string"] = cpp_string
+    env.filters["cpp_comment"] = cpp_comment
+    return env
 
 
 def render(template: str, **context: object) -> str:
@@ -159,11 +164,14 @@ def render_train_script(
         request=spec.request,
         artifacts_dir=ARTIFACTS_DIR,
         input_shape=repr(tuple(spec.input_shape)),
-        classes=json.dumps(classes) if classes else "None",
+        # Python list literals: repr keeps "🍎" one character (json.dumps would write a
+        # surrogate pair, two characters in Python) and escapes quotes and backslashes.
+        classes=repr([str(c) for c in classes]) if classes else "None",
         dataset_path=spec.dataset.path,
         label_column=spec.dataset.label_column or "label",
-        # Python source: a list literal (json.dumps of strings is valid Python) or None.
-        features=json.dumps(spec.dataset.features) if spec.dataset.features else "None",
+        features=repr([str(f) for f in spec.dataset.features])
+        if spec.dataset.features
+        else "None",
         layers=layers,
         uses_normalizer=any(layer.kind == "Normalization" for layer in arch.layers),
         normalizer_axis="None" if spec.task is Task.KEYWORD_SPOTTING else "-1",
