@@ -5,7 +5,6 @@ Templates are Jinja2 files beside this module; this package only gathers what th
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import cache
