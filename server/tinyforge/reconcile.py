@@ -16,14 +16,20 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinyforge.errors import StageError
 from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec, Task
+
+if TYPE_CHECKING:
+    from tinyforge.repair.fixes import Fix
 
 # The stage a mismatch is recorded under (.tinyforge/last-failure.json), for `tinyforge repair`.
 STAGE = "data"
 DIAGNOSTIC_CODE = "data.label-mismatch"
 REPAIR_RULE = "dataset-labels"
+# How a plan-time mismatch starts in the assumptions (the fix removes it).
+MISMATCH_WARNING = "Warning (classes vs data):"
 
 # Obvious pairs: a request's "yes" is a data's "1" or "true", and so on.
 _TRUE = {"yes", "y", "true", "t", "1", "on", "positive", "pos"}
@@ -271,9 +277,12 @@ def reconcile(spec: ProjectSpec, base: Path) -> Reconciled:
                 if unnamed:
                     notes.append(
                         f"{where} also has {_quoted(unnamed)}, which the request does not name: "
-                        f"kept as class{'es' if len(unnamed) > 1 else ''} of "
-                        f"{'their' if len(unnamed) > 1 else 'its'} own, so the model tells all "
-                        f"{len(labels)} labels apart."
+                        + (
+                            "kept as classes of their own"
+                            if len(unnamed) > 1
+                            else "kept as a class of its own"
+                        )
+                        + f", so the model tells all {len(labels)} labels apart."
                     )
                 if list(spec.classes) != labels:
                     update["classes"] = list(labels)
@@ -338,7 +347,8 @@ def at_plan(spec: ProjectSpec, base: Path) -> ProjectSpec:
     if not result.missing:
         return result.spec
     sentence = mismatch_sentence(spec, result)
-    return spec.model_copy(update={"assumptions": [*spec.assumptions, f"Warning: {sentence}"]})
+    warning = f"{MISMATCH_WARNING} {sentence}"
+    return spec.model_copy(update={"assumptions": [*spec.assumptions, warning]})
 
 
 def at_build(spec: ProjectSpec, project_dir: Path) -> ProjectSpec:
@@ -353,6 +363,10 @@ def at_build(spec: ProjectSpec, project_dir: Path) -> ProjectSpec:
         record_failure(project_dir, error)
         raise error
     if result.spec != spec:
+        from tinyforge.datasets import validate
+
+        # Saved only for data a build can use: a build that stops leaves the project as it was.
+        validate(result.spec, project_dir)
         save_spec_changes(project_dir, spec, result.spec)
     return result.spec
 
@@ -399,3 +413,33 @@ def save_spec_changes(project_dir: Path, before: ProjectSpec, after: ProjectSpec
     path = Path(project_dir) / SPEC_FILENAME
     text = path.read_text(encoding="utf-8") if path.is_file() else before.to_toml()
     path.write_text(patch_spec_text(text, before, after), encoding="utf-8")
+
+
+# -- the one-step fix: take the data's labels ---------------------------------------------------
+
+
+def labels_fix(toml_text: str, spec: ProjectSpec, project_dir: Path) -> Fix | None:
+    """tinyforge.toml with `classes` set to the dataset's labels, when the spec names a class
+    the data does not have: the `tinyforge repair` rule and the editor's quick fix."""
+    from tinyforge.repair.fixes import FileEdit, Fix
+
+    result = reconcile(spec, project_dir)
+    if not result.missing or result.facts is None or not result.facts.labels:
+        return None
+    labels = list(result.facts.labels)
+    note = (
+        f"Classes set to the data's labels ({', '.join(labels)}): the data has no "
+        f"{_quoted(result.missing)}."
+    )
+    # The plan's warning about this mismatch is answered by the fix: it goes.
+    kept = [a for a in spec.assumptions if not a.startswith(MISMATCH_WARNING)]
+    data = spec.model_dump()
+    data.update(classes=labels, num_classes=None, assumptions=[*kept, note])
+    fixed = ProjectSpec.model_validate(data)
+    return Fix(
+        rule=REPAIR_RULE,
+        title=f"Use the dataset's labels as classes: {', '.join(labels)}",
+        explanation=f"{mismatch_sentence(spec, result)} This sets classes (and num_classes) in "
+        f"{SPEC_FILENAME} to the labels the data has; `tinyforge build` then trains on them.",
+        edits=[FileEdit(SPEC_FILENAME, toml_text, patch_spec_text(toml_text, spec, fixed))],
+    )

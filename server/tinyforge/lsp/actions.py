@@ -125,6 +125,7 @@ def code_actions(server: TinyForgeServer, params: lsp.CodeActionParams) -> list[
 def _model_actions(
     server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
+    from tinyforge.lsp.data import data_code_actions
     from tinyforge.lsp.firmware import firmware_code_actions
     from tinyforge.lsp.fit import fit_code_actions
     from tinyforge.lsp.model_checks import model_code_actions
@@ -137,6 +138,8 @@ def _model_actions(
         + firmware_code_actions(server, params)
         + onnx_export_actions(server, document, params)
         + fit_code_actions(server, document, params)
+        # tinyforge.toml naming a class the dataset lacks: take the data's labels.
+        + data_code_actions(document, params)
     )
 
 

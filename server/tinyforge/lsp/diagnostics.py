@@ -193,10 +193,14 @@ def diagnostics_for(server: TinyForgeServer, uri: str, text: str) -> list[lsp.Di
     name = PurePosixPath(uri).name
     try:
         if name == SPEC_FILENAME:
+            from tinyforge.lsp.data import spec_data_diagnostics
             from tinyforge.lsp.health import spec_health_diagnostics
 
-            # The spec's own checks, plus the last build's health findings (report.json).
-            return spec_diagnostics(text) + spec_health_diagnostics(text, doc_path(uri))
+            # The spec's own checks, the last build's health findings (report.json), and what
+            # in the dataset would stop the next build (classes it lacks, empty class folders).
+            own = spec_diagnostics(text)
+            found = own + spec_health_diagnostics(text, doc_path(uri))
+            return found if own else found + spec_data_diagnostics(text, doc_path(uri))
         if name == PLATFORMIO_INI:
             return ini_diagnostics(text, uri, server.settings.board)
         if name.endswith(".py"):

@@ -8,6 +8,9 @@
 - arena/RAM or flash overflow: report.json's violations, or a linker's "region `RAM'
   overflowed by N bytes" → train.py's filters/units scaled until the static estimator,
   calibrated on the build's measured figures, says the model fits.
+- classes the data does not have: the build's "... name 'kiwi', which is not in the data"
+  (or train.py's "has labels not in CLASSES") → tinyforge.toml's classes become the dataset's
+  labels.
 - missing TFLM library: the compiler's "fatal error: TensorFlowLite.h: No such file or
   directory", or a platformio.ini whose lib_deps has no TFLM library → the board's library
   is added to lib_deps.
@@ -480,7 +483,33 @@ def _add_lib_dep(text: str, env: str, library: str) -> str:
     return "".join(lines)
 
 
-RULES: tuple[Rule, ...] = (unsupported_op, quantize_int8, shrink_model, missing_tflm_library)
+# -- classes the data does not have -----------------------------------------------------------
+
+# The build's own stop (reconcile), and what an older or hand-edited train.py prints.
+_LABEL_FAILURE = re.compile(
+    r"(?i)not in the data:|has labels not in CLASSES|has no sub-folder for class"
+)
+
+
+def dataset_labels(failure: Failure, project: Project) -> Fix | None:
+    """The spec names a class the dataset lacks → classes = the data's labels."""
+    from tinyforge.reconcile import STAGE, labels_fix
+
+    spec, toml = project.spec, project.files.get(SPEC_FILENAME)
+    if spec is None or toml is None:
+        return None
+    if failure.stage != STAGE and not _LABEL_FAILURE.search(failure.text()):
+        return None
+    return labels_fix(toml, spec, project.root)
+
+
+RULES: tuple[Rule, ...] = (
+    dataset_labels,
+    unsupported_op,
+    quantize_int8,
+    shrink_model,
+    missing_tflm_library,
+)
 
 
 def offline_fixes(failure: Failure, project: Project) -> list[Fix]:

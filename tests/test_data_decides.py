@@ -1,0 +1,360 @@
+"""The data decides (issue 14): requests reconciled with their dataset, plans without one.
+
+Each test runs the real thing: the offline planner, `tinyforge new` / `build` / `repair` as a
+user types them, on the seed paper's fruit CSV and on small data the tests write.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FRUIT_CSV, run_cli, set_epochs
+from tinyforge import pipeline, reconcile
+from tinyforge.errors import DatasetError
+from tinyforge.plan import OfflinePlanner
+from tinyforge.progress import is_library_noise
+from tinyforge.spec import DatasetKind, ProjectSpec
+
+FRUIT_REQUEST = (
+    "Tell apples, bananas and oranges apart from the colour sensor's RGB readings in "
+    "fruit_data.csv (label column Fruit) on my Arduino Nano 33 BLE Sense"
+)
+PLANT_REQUEST = (
+    "I want to detect whether my plant needs watering from soil moisture, temperature and light "
+    "readings in sensors.csv (label column: thirsty) on an ESP32-C3"
+)
+KWS_REQUEST = "I want keyword spotting for the words yes and no on the Nano 33 BLE Sense"
+SIGNS_REQUEST = (
+    "Recognize 4 hand signs (rock, paper, scissors, none) from 48x48 grayscale camera images on "
+    "an ESP32-S3"
+)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+# -- matching words to the data's names -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "labels", "expected"),
+    [
+        ("apples", ["apple", "banana", "orange"], "apple"),
+        ("Bananas", ["apple", "banana", "orange"], "banana"),
+        ("berries", ["berry", "leaf"], "berry"),
+        ("boxes", ["box", "bag"], "box"),
+        ("speed limit", ["speed_limit", "stop"], "speed_limit"),
+        ("No-Fall", ["no_fall", "fall"], "no_fall"),
+        ("yes", ["0", "1"], "1"),
+        ("no", ["0", "1"], "0"),
+        ("true", ["no", "yes"], "yes"),
+        ("kiwi", ["apple", "banana", "orange"], None),
+        # Ambiguous: a word that could mean two labels means neither.
+        ("cat", ["cat", "Cat"], "cat"),
+        ("cats", ["Cat", "CAT"], None),
+    ],
+)
+def test_request_words_map_onto_the_datas_labels(
+    word: str, labels: list[str], expected: str | None
+) -> None:
+    assert reconcile.match_label(word, labels) == expected
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("soil moisture", "soil_moisture_pct"),
+        ("temperature", "temp_c"),
+        ("light", "LightLux"),
+        ("time", "time"),
+        ("pressure", None),
+    ],
+)
+def test_input_names_map_onto_csv_columns(word: str, expected: str | None) -> None:
+    columns = ["time", "soil_moisture_pct", "temp_c", "LightLux"]
+    assert reconcile.match_column(word, columns) == expected
+
+
+def test_colour_names_map_onto_single_letter_channels() -> None:
+    assert [reconcile.match_column(w, ["R", "G", "B"]) for w in ("red", "green", "blue")] == [
+        "R",
+        "G",
+        "B",
+    ]
+
+
+# -- the fruit case ------------------------------------------------------------------------------
+
+
+def test_fruit_request_plans_the_datas_labels(tmp_path: Path, monkeypatch) -> None:
+    shutil.copy(FRUIT_CSV, tmp_path / "fruit_data.csv")
+    monkeypatch.chdir(tmp_path)
+    spec = pipeline.plan(FRUIT_REQUEST)
+    assert spec.classes == ["apple", "banana", "orange"]
+    assert spec.input_shape == [3]
+    assert spec.dataset.features is None  # Red, Green, Blue: every column but the label
+    said = " ".join(spec.assumptions)
+    assert "'apples' is the data's 'apple'" in said
+    assert "'red' is column 'Red'" in said
+
+
+def test_fruit_case_builds_end_to_end_from_the_shared_csv(tmp_path: Path) -> None:
+    """The seed paper's headline example, typed as a person would, builds and fits."""
+    shutil.copy(FRUIT_CSV, tmp_path / "fruit_data.csv")
+    new = run_cli("new", FRUIT_REQUEST, "--out", "fruit", cwd=tmp_path)
+    assert new.returncode == 0, new.stderr
+    assert "'apples' is the data's 'apple'" in new.stdout
+    build = run_cli("build", "fruit", "--json", cwd=tmp_path)
+    assert build.returncode == 0, build.stderr + build.stdout
+    report = json.loads(build.stdout[build.stdout.index("{") :])
+    assert report["classes"] == ["apple", "banana", "orange"]
+    assert report["int8_accuracy"] >= 0.95
+    assert report["fits"] is True
+
+
+def test_fewer_classes_than_the_data_says_what_happens_to_the_others(
+    tmp_path: Path, monkeypatch
+) -> None:
+    shutil.copy(FRUIT_CSV, tmp_path / "fruit_data.csv")
+    monkeypatch.chdir(tmp_path)
+    spec = pipeline.plan("classify apples and bananas from fruit_data.csv, label column Fruit")
+    assert spec.classes == ["apple", "banana", "orange"]
+    assert any("'orange'" in a and "kept as a class of its own" in a for a in spec.assumptions)
+
+
+# -- a class the data does not have: stop, repair, quick fix ---------------------------------
+
+
+def mismatch_project(tmp_path: Path) -> Path:
+    shutil.copy(FRUIT_CSV, tmp_path / "fruit_data.csv")
+    request = (
+        "Tell apples, kiwis and oranges apart from the RGB readings in fruit_data.csv "
+        "(label column Fruit) on a Nano 33 BLE Sense"
+    )
+    new = run_cli("new", request, "--out", "fruit", cwd=tmp_path)
+    assert new.returncode == 0, new.stderr
+    assert "'kiwis'" in new.stdout  # the plan says so, as an assumption
+    return tmp_path / "fruit"
+
+
+def test_label_mismatch_stops_before_training_and_repair_fixes_it(tmp_path: Path) -> None:
+    project = mismatch_project(tmp_path)
+    set_epochs(project, 30)
+    before = files_of(project)
+    build = run_cli("build", str(project))
+    assert build.returncode == 2
+    message = " ".join(build.stderr.split())
+    assert "'kiwis', which is not in the data" in message
+    assert "apple, kiwis, orange" in message and "has apple, banana, orange" in message
+    assert "Traceback" not in build.stderr
+    # Nothing trained, nothing written but the failure record for `tinyforge repair`.
+    after = files_of(project)
+    assert {k: v for k, v in after.items() if not k.startswith(".tinyforge/")} == before
+
+    shown = run_cli("repair", str(project))
+    assert shown.returncode == 0, shown.stderr
+    assert "dataset-labels" in shown.stdout or "dataset's labels" in shown.stdout
+    applied = run_cli("repair", str(project), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    spec = ProjectSpec.load(project)
+    assert spec.classes == ["apple", "banana", "orange"]
+    assert "# TinyForge project spec" in (project / "tinyforge.toml").read_text()  # kept
+    build = run_cli("build", str(project), "--json")
+    assert build.returncode == 0, build.stderr
+    assert json.loads(build.stdout[build.stdout.index("{") :])["classes"] == spec.classes
+
+
+# -- inputs are not classes: the plant --------------------------------------------------------
+
+
+def write_plant_csv(path: Path, rows: int = 160) -> None:
+    rng = random.Random(3)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timestamp", "soil_moisture", "temperature_c", "light_lux", "thirsty"])
+        for i in range(rows):
+            moisture = rng.uniform(5, 60)
+            writer.writerow(
+                [
+                    1_700_000_000 + 60 * i,
+                    round(moisture, 2),
+                    round(rng.uniform(15, 35), 2),
+                    round(rng.uniform(100, 900), 1),
+                    "yes" if moisture < 30 else "no",
+                ]
+            )
+
+
+def test_plant_request_reads_inputs_not_classes() -> None:
+    spec = OfflinePlanner().plan(PLANT_REQUEST)
+    assert spec.classes is None  # "soil moisture, temperature and light" are what it reads
+    assert spec.input_shape == [3]
+    assert spec.dataset.features == ["soil moisture", "temperature", "light"]
+    assert spec.dataset.label_column == "thirsty"
+
+
+def test_plant_case_takes_three_features_and_the_thirsty_classes(
+    tmp_path: Path, monkeypatch
+) -> None:
+    write_plant_csv(tmp_path / "sensors.csv")
+    monkeypatch.chdir(tmp_path)
+    spec = pipeline.plan(PLANT_REQUEST)
+    assert spec.dataset.features == ["soil_moisture", "temperature_c", "light_lux"]
+    assert spec.input_shape == [3]
+    assert spec.classes == ["no", "yes"]
+    assert any("not used: timestamp" in a for a in spec.assumptions)
+
+
+def test_plant_case_builds_when_the_data_arrives_after_the_plan(tmp_path: Path) -> None:
+    """Planned before sensors.csv exists; the build maps the inputs onto its columns."""
+    new = run_cli("new", PLANT_REQUEST, "--out", "plant", cwd=tmp_path)
+    assert new.returncode == 0, new.stderr
+    project = tmp_path / "plant"
+    set_epochs(project, 30)
+    write_plant_csv(tmp_path / "sensors.csv")
+    build = run_cli("build", str(project), "--json")
+    assert build.returncode in (0, 4), build.stderr
+    report = json.loads(build.stdout[build.stdout.index("{") :])
+    assert report["classes"] == ["no", "yes"]
+    spec = ProjectSpec.load(project)
+    assert spec.input_shape == [3]
+    assert spec.dataset.features == ["soil_moisture", "temperature_c", "light_lux"]
+    assert (
+        'FEATURES: list[str] | None = ["soil_moisture", "temperature_c", "light_lux"]'
+        in (project / "train.py").read_text()
+    )
+
+
+# -- plan without a dataset -------------------------------------------------------------------
+
+
+def test_keyword_request_without_data_plans_new_scaffolds_and_build_says_what_to_record(
+    tmp_path: Path,
+) -> None:
+    spec = OfflinePlanner().plan(KWS_REQUEST)
+    assert spec.classes == ["yes", "no", "silence", "unknown"]
+    assert (spec.dataset.kind, spec.dataset.path) == (DatasetKind.FOLDER, "data")
+    assert any("'silence' and 'unknown'" in a for a in spec.assumptions)
+
+    new = run_cli("new", KWS_REQUEST, "--out", "kws", cwd=tmp_path)
+    assert new.returncode == 0, new.stderr
+    project = tmp_path / "kws"
+    for word in spec.classes:
+        assert (project / "data" / word).is_dir()
+    readme = (project / "data" / "README.md").read_text()
+    assert "16 kHz mono WAV" in readme and "50" in readme and "`silence/`" in readme
+    assert ProjectSpec.load(project).dataset.path == "data"  # inside the project
+
+    before = files_of(project)
+    build = run_cli("build", str(project))
+    assert build.returncode == 2
+    message = " ".join(build.stderr.split())
+    assert "data/yes" in message and "data/unknown" in message
+    assert "16 kHz mono WAV" in message and "someone saying 'yes'" in message
+    assert "Traceback" not in build.stderr
+    assert files_of(project) == before  # nothing half-written
+
+
+def test_hand_sign_request_without_data_plans_scaffolds_and_build_names_the_folder(
+    tmp_path: Path,
+) -> None:
+    spec = OfflinePlanner().plan(SIGNS_REQUEST)
+    assert spec.classes == ["rock", "paper", "scissors", "none"]
+    assert spec.input_shape == [48, 48, 1]
+    new = run_cli("new", SIGNS_REQUEST, "--out", "signs", cwd=tmp_path)
+    assert new.returncode == 0, new.stderr
+    project = tmp_path / "signs"
+    assert sorted(p.name for p in (project / "data").iterdir() if p.is_dir()) == sorted(
+        spec.classes
+    )
+    # Fill all but one folder: the build names the one still empty.
+    from PIL import Image
+
+    for name in ("rock", "paper", "scissors"):
+        for i in range(4):
+            Image.new("L", (48, 48), color=40 * i).save(project / "data" / name / f"{i}.png")
+    build = run_cli("build", str(project))
+    assert build.returncode == 2
+    message = " ".join(build.stderr.split())
+    assert "Class folder data/none holds no images" in message
+    assert "PNG or JPEG" in message and "showing 'none'" in message
+
+
+def test_sensor_request_without_data_points_at_a_csv_to_record(tmp_path: Path) -> None:
+    from tinyforge import datasets
+
+    spec = OfflinePlanner().plan("classify 3 gestures from accelerometer readings on a Pi Pico")
+    assert spec.dataset.path == "data/readings.csv"
+    with pytest.raises(DatasetError, match=r"data/readings.csv does not exist yet: record"):
+        datasets.validate(spec, tmp_path)
+
+
+# -- sensor words imply channels -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_text", "channels"),
+    [
+        ("classify people vs empty rooms from 16x16 thermal images in ./heat on a Pico", 1),
+        ("detect a hand from 32x32 depth images in ./depth on a Teensy 4.1", 1),
+        ("sort 32x32 RGB photos of cats vs dogs in ./pets on a Teensy 4.1", 3),
+        ("classify ripe vs unripe fruit from 64x64 colour pictures in ./fruit on a Pico", 3),
+        ("tell 2 gestures apart from 24x32 infrared camera frames in ./ir on a Pico", 1),
+    ],
+)
+def test_sensor_words_imply_channels(request_text: str, channels: int) -> None:
+    assert OfflinePlanner().plan(request_text).input_shape[-1] == channels
+
+
+# -- the terminal --------------------------------------------------------------------------------
+
+
+def test_boards_never_cuts_the_id_in_80_columns() -> None:
+    import os
+    import subprocess
+
+    from tests.conftest import TINYFORGE
+    from tinyforge.boards import all_boards
+
+    result = subprocess.run(
+        [str(TINYFORGE), "boards"],
+        env={**os.environ, "COLUMNS": "80", "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first_cells = [
+        line.split("│")[1].strip() for line in result.stdout.splitlines() if line.startswith("│")
+    ]
+    assert {b.id for b in all_boards()} <= set(first_cells)
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+@pytest.mark.parametrize(
+    ("line", "noise"),
+    [
+        ("  warnings.warn(", True),
+        (
+            "/x/site-packages/tensorflow/lite/python/convert.py:846: UserWarning: Statistics for "
+            "quantized inputs were expected",
+            True,
+        ),
+        ("I0000 00:00:1796051140.008632    9822 port.cc:153] oneDNN custom operations", True),
+        ("WARNING: All log messages before absl::InitializeLog() is called", True),
+        ("wrote model.tflite (6016 bytes, int8)", False),
+        ("int8 accuracy 0.9808 (TFLite interpreter)", False),
+    ],
+)
+def test_library_warnings_stay_out_of_the_progress_line(line: str, noise: bool) -> None:
+    assert is_library_noise(line) is noise
