@@ -111,6 +111,7 @@ class FitResult:
                 "kept": self.count("kept"),
                 "over_budget_measured": self.count("over-budget"),
                 "failed": self.count("failed"),
+                "lost": self.count("lost"),
                 "duplicates": self.count("duplicate"),
             },
             "trials": self.trials,
@@ -266,7 +267,7 @@ class _Search:
     ) -> None:
         import optuna
 
-        if record["status"] == "failed" or constraints is None:
+        if record["status"] in ("failed", "lost") or constraints is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
         # What TPE needs to steer away from models that cannot fit (≤ 0: satisfied).
@@ -356,7 +357,20 @@ class _Search:
                 )
             if not batch:
                 break
-        if self.trained < options.trials:
+            if engine.stopped:
+                # E.g. the cluster lost its last worker: the search ends with what it has.
+                self.notes.append(
+                    f"The search stopped after {self.trained} trained trial(s): {engine.stopped}."
+                )
+                break
+        lost = [r["number"] for r in self.records if r["status"] == "lost"]
+        if lost:
+            self.notes.append(
+                f"{len(lost)} trial(s) lost with their Ray node: "
+                + ", ".join(f"#{n}" for n in lost)
+                + f" (why: {REPORT_FILE}, their 'reasons' and 'lost_attempts')."
+            )
+        if self.trained < options.trials and not engine.stopped:
             fits = sum(1 for r in self.records if r["status"] not in ("rejected", "duplicate"))
             self.notes.append(
                 f"The search space holds no more candidates that fit: {fits} of "
@@ -375,7 +389,9 @@ class _Search:
         def done(index: int, result: dict[str, Any]) -> None:
             trial, candidate, _, _ = batch[index]
             finished[0] += 1
-            if result.get("ok"):
+            if result.get("lost"):
+                message = f"#{trial.number} {candidate.describe()}: lost: {result['lost']}"
+            elif result.get("ok"):
                 message = (
                     f"#{trial.number} {candidate.describe()}: accuracy "
                     f"{100 * result['accuracy']:.1f}%, arena {kb(result['arena_bytes_target'])}, "
@@ -388,9 +404,19 @@ class _Search:
 
         results = engine.run(jobs_, self.cancel, done)
         for (trial, _candidate, _screen, record), result in zip(batch, results, strict=True):
+            record["seconds"] = result.get("seconds")
+            # Where it ran (engine, node id and resource tags on Ray, host), and any run of it
+            # that was lost with its node before it ran again.
+            for key in ("ran_on", "lost_attempts"):
+                if result.get(key):
+                    record[key] = result[key]
+            if result.get("lost"):
+                # Never trained to the end: not counted, and Optuna hears it failed.
+                record.update(status="lost", reasons=[f"lost: {result['lost']}"])
+                self._tell(trial, record, None)
+                continue
             self.trained += 1
             record["trained"] = True
-            record["seconds"] = result.get("seconds")
             if not result.get("ok"):
                 record.update(
                     status="failed", error=result.get("error"), log_tail=result.get("log_tail")

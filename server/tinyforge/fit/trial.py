@@ -67,21 +67,23 @@ def pack_data(path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _lay_out_data(job: TrialJob, folder: Path, archive: bytes | None) -> None:
+def _lay_out_data(job: TrialJob, folder: Path, archive: bytes | None) -> str | None:
+    """The trial's data/ folder; how the data got there ("linked" or "shipped")."""
     if job.data_name is None:
-        return
+        return None
     data = folder / DATA_DIR
     data.mkdir()
     source = Path(job.data_path) if job.data_path else None
     if source is not None and source.exists():
         (data / job.data_name).symlink_to(source, target_is_directory=source.is_dir())
-        return
+        return "linked"
     if archive is None:
         raise FileNotFoundError(
             f"the dataset {job.data_path} is not on this machine and was not shipped"
         )
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         tar.extractall(data, filter="data")
+    return "shipped"
 
 
 def _child_env(job: TrialJob) -> dict[str, str]:
@@ -109,7 +111,8 @@ def run_trial(
     result: dict[str, Any] = {"number": job.number, "ok": False}
     folder = Path(tempfile.mkdtemp(prefix=f"tinyforge-trial-{job.number}-"))
     try:
-        _lay_out_data(job, folder, archive)
+        # Where fit.json tells where the trial ran, it also tells how its data got there.
+        result["data"] = _lay_out_data(job, folder, archive)
         (folder / "train.py").write_text(job.train_py, encoding="utf-8")
         run = jobs.run(
             jobs.python_command("-m", "tinyforge.fit.trial", str(folder), job.quantization),
@@ -176,9 +179,27 @@ def _kill_children() -> None:
 # -- the child process ---------------------------------------------------------------------
 
 
+def _exit_with_parent() -> None:
+    """End this process when the one that started it is gone.
+
+    The child runs in its own session (so a cancel can kill its tree), which also means
+    nothing ends it when its parent is killed outright: a Ray worker force-cancelled, or a
+    node whose raylet died. Training on as an orphan would hold a core of the cluster.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m tinyforge.fit.trial DIR [QUANTIZATION]`: train.py, then its conversion."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _exit_with_parent()
     folder = Path(args[0]).resolve()
     quantization = args[1] if len(args) > 1 else "int8"
     os.chdir(folder)
