@@ -11,6 +11,7 @@ import csv
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -371,3 +372,44 @@ def test_boards_never_cuts_the_id_in_80_columns() -> None:
 )
 def test_library_warnings_stay_out_of_the_progress_line(line: str, noise: bool) -> None:
     assert is_library_noise(line) is noise
+
+
+# -- units spelled out, and the planner's own evaluation ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("sixty four kilobytes", 64 * 1024),
+        ("sixty-four KB", 64 * 1024),
+        ("one hundred and twenty eight kilobytes", 128 * 1024),
+        ("half a megabyte", 512 * 1024),
+        ("a megabyte", 1024 * 1024),
+        ("two megabytes", 2 * 1024 * 1024),
+    ],
+)
+def test_sizes_spelled_out(text: str, size: int) -> None:
+    from tinyforge.plan.units import parse_size
+
+    assert parse_size(text) == size
+
+
+def test_planner_evaluation_meets_the_bar_on_both_sets(monkeypatch, tmp_path: Path) -> None:
+    """bench/planner_eval.py: at least 97% of fields right and no refusal, on the tuning set
+    and on the held-out set of at least 60 requests."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("planner_eval", REPO / "bench/planner_eval.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "planner_eval", bench)  # its dataclasses look it up
+    spec.loader.exec_module(bench)
+    assert len(bench.HELD_OUT) >= 60
+    monkeypatch.chdir(tmp_path)  # as the bench runs: no data next to the requests
+    for cases in (bench.CASES, bench.HELD_OUT):
+        run = bench.evaluate("offline", {}, False, cases)
+        right, total = sum(run["right"].values()), sum(run["total"].values())
+        assert run["errors"] == 0
+        assert right / total >= 0.97, (right, total)

@@ -129,6 +129,7 @@ _TASK_CUES: dict[Task, list[tuple[re.Pattern[str], int]]] = {
             _rx(
                 r"\bfault\s+detection\b|\bdetect(?:s|ing)?\s+(?:\w+\s+)?faults?\b|\bfaulty\b"
                 r"|\bpredictive\s+maintenance\b|\bunusual\b|\bmalfunction(?:s|ing)?\b"
+                r"|\bweird\b|\bstrange\b|\birregular(?:ities)?\b"
                 r"|\bout\s+of\s+the\s+ordinary\b|\bodd\s+behaviou?r\b"
             ),
             8,
@@ -1051,6 +1052,14 @@ _GENERIC_NOUNS = {
     "them",
     "others",
     "other",
+    # What the model is, not what it tells apart: "walking / running / standing classifier".
+    "classifier",
+    "classification",
+    "detector",
+    "detection",
+    "recognition",
+    "recognizer",
+    "recogniser",
 }
 _LIST_CUE = _rx(
     r"\b(?:into|as|between|among|classes|labels|categories|types|kinds|words|keywords|commands"
@@ -1059,7 +1068,8 @@ _LIST_CUE = _rx(
 _VERB_CUE = _rx(
     r"\b(?:classify|classifies|classifying|recogni[sz]e|recogni[sz]es|recogni[sz]ing|detect"
     r"|detects|detecting|distinguish|distinguishes|identify|identifies|tell\s+apart|tell"
-    r"|differentiate|discriminate|sort|separate|spot|hear|spotting|categori[sz]e)\b"
+    r"|differentiate|discriminate|sort|separate|spot|hear|spotting|categori[sz]e"
+    r"|predict|predicts|predicting)\b"
     r"(?:\s+(?:between|among|the\s+difference\s+between))?\s*"
 )
 _COUNT_NOUNS = (
@@ -1132,12 +1142,57 @@ _LIST_LEAD_IN = {
 
 _FROM_PAIR = _rx(
     r"\b(?:tell|distinguish|separate|differentiate|discriminate)\s+(?:the\s+)?"
-    r"([^\W\d_][\w'\-]*)\s+from\s+(?:the\s+)?([^\W\d_][\w'\-]*)\b"
+    r"([^\W\d_][\w'\-]*(?:\s+[^\W\d_][\w'\-]*)?)\s+from\s+(?:the\s+)?"
+    r"([^\W\d_][\w'\-]*(?:\s+[^\W\d_][\w'\-]*)?)\b"
 )
 _IS_PAIR = _rx(
     r"\b(?:is|are|looks?|seems?)\s+(?:either\s+)?([^\W\d_][\w'\-]*)\s+or\s+"
     r"(?!not\b)([^\W\d_][\w'\-]*)\b"
+    # "is the parking spot free or taken?": a short subject, the pair ending the clause.
+    r"|\b(?:is|are)\s+(?:the|my|a|an|this|that|our)\s+(?:[^\W\d_][\w'\-]*\s+){1,3}?"
+    r"([^\W\d_][\w'\-]*)\s+or\s+(?!not\b)([^\W\d_][\w'\-]*)(?=\s*(?:[?.,;:!]|$))"
 )
+
+
+# Words that cannot be a class in "tell X from Y" / "is X or Y" (a participle like "taken" can).
+_PAIR_STOP = {
+    "the",
+    "a",
+    "an",
+    "not",
+    "apart",
+    "it",
+    "this",
+    "that",
+    "them",
+    "there",
+    "here",
+    "on",
+    "in",
+    "of",
+    "to",
+    "from",
+    "with",
+    "and",
+    "or",
+    "by",
+    "at",
+    "for",
+    "is",
+    "are",
+    "be",
+    "one",
+    "each",
+}
+
+
+def _until_stop(words: list[str]) -> list[str]:
+    kept: list[str] = []
+    for word in words:
+        if word.lower() in _LIST_STOP:
+            break
+        kept.append(word)
+    return kept
 
 
 def _parse_list(
@@ -1281,9 +1336,15 @@ def _find_classes(text: str) -> list[str] | None:
     # 2: tell cats from dogs; 3: the door is open or closed.
     for pattern, priority in ((_FROM_PAIR, 2), (_IS_PAIR, 3)):
         for m in pattern.finditer(text):
-            pair = [m.group(1), m.group(2)]
+            found = [g for g in m.groups() if g]
+            # A second word that is not part of the name ends it: "dogs in ./pets".
+            pair = [
+                " ".join(w for w in _until_stop(g.split()) if w.lower() not in _GENERIC_NOUNS)
+                or g.split()[0]
+                for g in found[:2]
+            ]
             if (
-                all(w.lower() not in _GENERIC_NOUNS | _LIST_STOP | {"not", "apart"} for w in pair)
+                all(w.lower() not in _GENERIC_NOUNS | _PAIR_STOP for w in pair)
                 and pair[0].lower() != pair[1].lower()
             ):
                 candidates.append((priority, m.start(), pair))
@@ -1457,6 +1518,8 @@ def _input_items(text: str) -> list[str] | None:
         return [*rgb, "clear"] if re.search(r"\brgbc\b", text, _I) else rgb
     items = [_INPUT_ARTICLES.sub("", i).strip(" '") for i in _INPUT_SPLIT.split(text)]
     items = [i for i in items if i]
+    if any(re.search(r"[^\w\s'\-.]", i) for i in items):
+        return None  # "colour sensor: unripe, ripe, overripe —" is a class list, not inputs
     if len(items) < 2 or any(len(i.split()) > 3 for i in items):
         return None
     if any(w.lower() in _LIST_STOP - {"light"} for i in items for w in i.split()):

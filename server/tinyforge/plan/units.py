@@ -62,9 +62,55 @@ _FRACTIONS: dict[str, float] = {
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
 _UNIT_ALTERNATION = "|".join(sorted(_UNITS, key=len, reverse=True))
 
+# Numbers spelled out: "sixty four kilobytes", "one hundred and twenty KB", "half a megabyte".
+_ONES = {
+    w: n
+    for n, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+        ]
+    )
+}
+_TENS = {
+    w: 10 * n
+    for n, w in enumerate(
+        ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2
+    )
+}
+_SMALL = (
+    rf"(?:(?:{'|'.join(_TENS)})(?:[\s-]+(?:{'|'.join(w for w in _ONES if _ONES[w] < 10)}))?"
+    rf"|{'|'.join(sorted(_ONES, key=len, reverse=True))})"
+)
+_WORD_NUMBER = (
+    rf"(?:(?:{_SMALL}|a|one)\s+(?:hundred|thousand)(?:\s+(?:and\s+)?{_SMALL})?"
+    rf"|{_SMALL}|half\s+an?|an?)"
+)
+# Only whole unit words after a spelled number: "a b" or "one k" are not sizes in a sentence.
+_WORD_UNITS = "|".join(sorted((u for u in _UNITS if len(u) > 1), key=len, reverse=True))
+
 # Used by the planner to find sizes inside sentences; parse_size accepts exactly what it finds.
 SIZE_PATTERN = (
-    rf"(?:(?<![\w.,])(?:{_NUMBER})\s*(?:%|percent\b|per\s*cent\b)"
+    rf"(?:(?<![\w.,])(?:{_WORD_NUMBER})[\s-]*(?:{_WORD_UNITS})\b"
+    rf"|(?<![\w.,])(?:{_NUMBER})\s*(?:%|percent\b|per\s*cent\b)"
     rf"|(?<![\w.,])(?:{_NUMBER})\s*(?:{_UNIT_ALTERNATION})\b"
     rf"|\b(?:two\s+thirds|three\s+quarters|(?:a\s+|one\s+)?(?:half|quarter|third))\b)"
 )
@@ -81,6 +127,11 @@ def parse_size(text: str, *, total: int | None = None) -> int:
     Raises PlanError for anything else.
     """
     cleaned = " ".join(text.strip().lower().split())
+    spelled = _SPELLED.match(cleaned)
+    if spelled is not None:
+        value = _words_to_number(spelled["num"])
+        if value is not None:
+            cleaned = f"{value:g} {spelled['unit']}"
     if cleaned in _FRACTIONS:
         return _of_total(_FRACTIONS[cleaned], total, text)
     match = _FULL.match(cleaned)
@@ -96,6 +147,32 @@ def parse_size(text: str, *, total: int | None = None) -> int:
     if not math.isfinite(size):
         raise PlanError(f"'{text.strip()}' is too large to be a size.")
     return round(size)
+
+
+_SPELLED = re.compile(rf"^(?P<num>{_WORD_NUMBER})[\s-]*(?P<unit>{_WORD_UNITS})$")
+
+
+def _words_to_number(text: str) -> float | None:
+    """ "sixty-four" → 64, "one hundred and twenty" → 120, "half a" → 0.5, "a" → 1."""
+    words = [w for w in re.split(r"[\s-]+", text) if w and w != "and"]
+    if words[:1] == ["half"]:
+        return 0.5
+    total = current = 0
+    for word in words:
+        if word in ("a", "an"):
+            current = 1
+        elif word in _ONES:
+            current += _ONES[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word == "hundred":
+            current = max(current, 1) * 100
+        elif word == "thousand":
+            total += max(current, 1) * 1000
+            current = 0
+        else:
+            return None
+    return float(total + current)
 
 
 def _of_total(fraction: float, total: int | None, text: str) -> int:
