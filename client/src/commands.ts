@@ -300,6 +300,18 @@ export function registerCommands(deps: CommandDeps): void {
     return root ? job('build', 'tinyforge.build', [root, { firmware: true }], true) : undefined;
   });
 
+  // The project's firmware compiled with real TFLM for the board's core and run in QEMU: the
+  // report's `device` section, and measured figures over the budget as diagnostics. `options`
+  // ({kernels, core, tflm, samples}) lets tasks and tests choose; the palette uses the defaults.
+  register('tinyforge.ide.verify', async (arg?: unknown, options?: unknown) => {
+    const root = await projectFor(arg, [SPEC_FILE]);
+    if (!root) {
+      return undefined;
+    }
+    const args = options && typeof options === 'object' ? [root, options] : [root];
+    return job('verification on an emulated board', 'tinyforge.verify', args, true);
+  });
+
   register('tinyforge.ide.upload', async (arg?: unknown) => {
     const root = await projectFor(arg, [PIO_FILE]);
     return root ? job('upload', 'tinyforge.pio', [root, 'upload']) : undefined;

@@ -141,6 +141,20 @@ export function sortBoards(boards: BoardInfo[]): BoardInfo[] {
   );
 }
 
+/** " Measured on an emulated Cortex-M4F (mps2-an386): outputs 100% identical to host TFLM." */
+export function deviceSentence(device: Record<string, unknown> | undefined): string {
+  if (!device || typeof device !== 'object') {
+    return '';
+  }
+  if (device.measured !== true) {
+    return typeof device.reason === 'string' && device.reason ? ` Not run on an emulated board: ${device.reason}` : '';
+  }
+  const identical = typeof device.outputs_identical_percent === 'number' ? `${device.outputs_identical_percent}%` : '?';
+  return ` Measured on an emulated ${String(device.emulated_core)} (${String(device.machine)}), ${String(
+    device.kernels,
+  )} kernels: outputs ${identical} identical to host TFLM.`;
+}
+
 /** A one-line summary of a finished job's result for a notification. */
 export function jobSummary(kind: string, result: Record<string, unknown>): string {
   if (result.cancelled) {
@@ -158,6 +172,7 @@ export function jobSummary(kind: string, result: Record<string, unknown>): strin
       : ` Firmware NOT built: ${String(pio.error ?? pio.summary ?? 'pio run failed')}`
     : '';
   const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '?');
+  const device = deviceSentence((result.device ?? report?.device) as Record<string, unknown> | undefined);
   if (report && typeof report.ram_bytes_estimate === 'number') {
     const budget = (report.budget ?? {}) as Record<string, number>;
     const s = {
@@ -169,7 +184,7 @@ export function jobSummary(kind: string, result: Record<string, unknown>): strin
     const verdict = report.fits ? 'fits' : 'does NOT fit';
     return `TinyForge: ${kind} done, ${verdict} ${String(report.board ?? '')}: ${figuresText(s)}; TFLM accuracy ${pct(
       report.tflm_accuracy,
-    )}.${firmware}`;
+    )}.${device}${firmware}`;
   }
   if (metrics) {
     const acc = metrics.test_accuracy ?? metrics.float_accuracy ?? metrics.accuracy ?? metrics.val_accuracy;

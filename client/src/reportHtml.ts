@@ -13,6 +13,51 @@ export interface ReportLayer {
   tensor?: string;
 }
 
+/** report.json's `device` section: what the emulated board measured (tinyforge verify). */
+export interface DeviceSection {
+  measured: true;
+  board: string;
+  core: string;
+  emulated_core: string;
+  machine: string;
+  core_note?: string;
+  kernels: string;
+  tflm: { kind: string; name: string; commit: string; path: string };
+  compiler?: string;
+  compile_seconds?: number;
+  run_seconds?: number;
+  samples: number;
+  compared_with?: string;
+  outputs_identical_percent: number;
+  outputs_max_abs_diff: number;
+  argmax_agreement_percent: number;
+  accuracy?: number | null;
+  sketch_output?: string | null;
+  arena_used_bytes: number;
+  arena_smallest_bytes: number;
+  arena_firmware_bytes: number;
+  arena_static_target_bytes: number;
+  arena_note?: string;
+  flash: Record<string, number>;
+  ram: Record<string, number>;
+  kernel_flash?: Record<string, number>;
+  flash_estimate_before?: Record<string, number>;
+  instructions_per_inference: number;
+  instructions_min?: number;
+  instructions_max?: number;
+  clock_hz: number;
+  cycles_per_instruction: number;
+  latency_ms_estimate: number;
+  latency_note?: string;
+  problems?: string[];
+}
+
+/** Why there are no measured figures (ESP32, no toolchain or TFLM source, --no-device). */
+export interface DeviceNotMeasured {
+  measured: false;
+  reason?: string;
+}
+
 /** What the server's `tinyforge.inspect` command returns (the fields this view uses). */
 export interface InspectReport {
   ok: boolean;
@@ -38,6 +83,7 @@ export interface InspectReport {
   violations?: { message: string }[];
   notes?: string[];
   problems?: string[];
+  device?: DeviceSection | DeviceNotMeasured | null;
 }
 
 export function escapeHtml(text: unknown): string {
@@ -191,9 +237,95 @@ ${rows}
 </table>`;
 }
 
+/** "measured on an emulated Cortex-M4F (mps2-an386)": where the device figures come from. */
+export function deviceHeadline(d: DeviceSection): string {
+  return `measured on an emulated ${d.emulated_core} (${d.machine})`;
+}
+
+function figureRows(rows: [string, string][]): string {
+  return rows.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td class="num">${v}</td></tr>`).join('\n');
+}
+
+/** Flash or RAM per part of the image; with the estimate it replaces when there is one. */
+function partsTable(title: string, parts: Record<string, number>, before?: Record<string, number>): string {
+  const entries = Object.entries(parts ?? {});
+  if (!entries.length) {
+    return '';
+  }
+  const withBefore = !!before && Object.keys(before).length > 0;
+  const rows = entries
+    .map(([k, v]) => {
+      const old = withBefore && typeof before[k] === 'number' ? n(before[k]) : '';
+      return `<tr><td>${escapeHtml(k)}</td><td class="num">${n(v)}</td>${withBefore ? `<td class="num muted">${old}</td>` : ''}</tr>`;
+    })
+    .join('\n');
+  const total = entries.reduce((s, [, v]) => s + v, 0);
+  return `<table class="layers device-parts">
+<thead><tr><th>${escapeHtml(title)}</th><th>bytes</th>${withBefore ? '<th>estimate before</th>' : ''}</tr></thead>
+<tbody>
+${rows}
+</tbody>
+<tfoot><tr><td>total</td><td class="num">${n(total)}</td>${withBefore ? '<td></td>' : ''}</tr></tfoot>
+</table>`;
+}
+
+/** The device section: measured on the emulated core, or why it was not. */
+export function deviceSection(d: DeviceSection | DeviceNotMeasured | null | undefined): string {
+  const head = '<section id="device"><h2>On the board</h2>';
+  if (!d) {
+    return `${head}<p class="muted">Not run on an emulated board yet: run <b>TinyForge: Verify on emulated board</b>.</p></section>`;
+  }
+  if (!d.measured) {
+    return `${head}<p class="muted">Not run on an emulated board${d.reason ? `: ${escapeHtml(d.reason)}` : '.'}</p></section>`;
+  }
+  const pct = (x: number) => `${Number(x.toFixed(2))}%`;
+  const note = d.core_note ? ` <span class="muted">${escapeHtml(d.core_note)}</span>` : '';
+  const agreement =
+    d.kernels === 'reference'
+      ? ''
+      : ` · top class agrees on ${pct(d.argmax_agreement_percent)} · largest difference ${escapeHtml(d.outputs_max_abs_diff)}`;
+  const accuracy = typeof d.accuracy === 'number' ? ` · accuracy on these samples ${pctText(d.accuracy)}` : '';
+  const arena = figureRows([
+    ['used (arena_used_bytes)', `${n(d.arena_used_bytes)} B`],
+    ['smallest that runs', `${n(d.arena_smallest_bytes)} B`],
+    ['in the firmware (kTensorArenaSize)', `${n(d.arena_firmware_bytes)} B`],
+    ['static 32-bit estimate', `${n(d.arena_static_target_bytes)} B`],
+  ]);
+  const range =
+    typeof d.instructions_min === 'number' && typeof d.instructions_max === 'number'
+      ? ` (${n(d.instructions_min)}–${n(d.instructions_max)})`
+      : '';
+  const kernelsBefore = Object.fromEntries(
+    Object.entries(d.flash_estimate_before ?? {}).filter(([k]) => k in (d.kernel_flash ?? {})),
+  );
+  const problems = (d.problems ?? []).length
+    ? `<ul class="problems">${(d.problems ?? []).map((t) => `<li>${escapeHtml(t)}</li>`).join('')}</ul>`
+    : '';
+  return `${head}
+<p class="headline"><span class="badge kind">${escapeHtml(deviceHeadline(d))}</span>${note}</p>
+${problems}
+<p>${escapeHtml(d.tflm.name)} · <b>${escapeHtml(d.kernels)}</b> kernels · built for ${escapeHtml(d.core)}${d.compiler ? ` · <span class="muted">${escapeHtml(d.compiler)}</span>` : ''}</p>
+<p class="outputs">Outputs identical to the host TFLM interpreter: <b>${pct(d.outputs_identical_percent)}</b> of ${n(d.samples)} test samples${agreement}${accuracy}</p>
+<h3>Tensor arena</h3>
+<table class="layers device-arena"><tbody>
+${arena}
+</tbody></table>
+${d.arena_note ? `<p class="muted">${escapeHtml(d.arena_note)}</p>` : ''}
+<h3>Flash and RAM of the image</h3>
+${partsTable('flash part', d.flash)}
+${partsTable('RAM part', d.ram)}
+${partsTable('kernel (flash)', d.kernel_flash ?? {}, kernelsBefore)}
+<h3>Speed</h3>
+<p>${n(d.instructions_per_inference)} instructions per inference${range} · <b>≈ ${d.latency_ms_estimate.toFixed(2)} ms</b> at ${Number((d.clock_hz / 1e6).toFixed(1))} MHz <span class="badge kind">estimate</span></p>
+${d.latency_note ? `<p class="muted">${escapeHtml(d.latency_note)}</p>` : ''}
+</section>`;
+}
+
 const STYLE = `
 body { font-family: var(--vscode-font-family); color: var(--vscode-foreground); padding: 0 16px 24px; }
 h1 { font-size: 1.4em; margin-bottom: 2px; } h2 { font-size: 1.1em; margin-top: 22px; }
+h3 { font-size: 1em; margin: 14px 0 4px; }
+table.device-parts { display: inline-table; margin: 0 18px 8px 0; vertical-align: top; }
 .muted, .parts { color: var(--vscode-descriptionForeground); }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 9px; font-size: .85em; margin-left: 6px; }
 .badge.fits { background: var(--vscode-testing-iconPassed, #3a3); color: #fff; }
@@ -259,6 +391,7 @@ ${list((r.violations ?? []).map((v) => v.message), 'problems')}
 ${usageBar('RAM', r.ram_bytes_estimate, r.budget?.ram_bytes, r.ram_parts)}
 ${usageBar('Flash', r.flash_bytes_estimate, r.budget?.flash_bytes, r.flash_parts)}
 <p class="muted">${figures}</p>${accuracy}</section>
+${deviceSection(r.device)}
 <section id="arena"><h2>Arena use by layer</h2>${arenaChart(layers)}</section>
 <section id="training"><h2>Training</h2>${curves || '<p class="muted">No training run yet: run <b>TinyForge: Train</b>.</p>'}</section>
 <section id="layers"><h2>Layers</h2>${layerTable(layers)}</section>

@@ -68,7 +68,7 @@ export function defineTests(): void {
       }
       const ours = await vscode.commands.getCommands(true);
       for (const command of ['tinyforge.ide.newProject', 'tinyforge.ide.selectBoard', 'tinyforge.ide.train', 'tinyforge.ide.convert',
-        'tinyforge.ide.inspect', 'tinyforge.ide.build', 'tinyforge.ide.upload', 'tinyforge.ide.serialMonitor',
+        'tinyforge.ide.inspect', 'tinyforge.ide.build', 'tinyforge.ide.verify', 'tinyforge.ide.upload', 'tinyforge.ide.serialMonitor',
         'tinyforge.ide.setApiKey', 'tinyforge.ide.restartServer']) {
         assert.ok(ours.includes(command), `command ${command} is not registered`);
       }

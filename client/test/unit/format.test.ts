@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import {
   boardPickItem,
+  deviceSentence,
   figuresText,
   humanBytes,
   isOverBudget,
@@ -113,5 +114,26 @@ describe('job summaries', () => {
     );
     assert.match(jobSummary('build', { ok: true, report, pio: { ok: true, summary: 'RAM 12.3% Flash 20.1%' } }), /Firmware built: RAM 12\.3% Flash 20\.1%$/);
     assert.equal(jobSummary('upload', { ok: true, summary: 'uploaded to /dev/ttyACM0' }), 'TinyForge: upload done: uploaded to /dev/ttyACM0');
+  });
+
+  it('says where a verify measured, or why it did not', () => {
+    const report = {
+      board: 'nano33ble',
+      fits: true,
+      ram_bytes_estimate: 50724,
+      flash_bytes_estimate: 175785,
+      budget: { ram_bytes: 262144, flash_bytes: 983040 },
+      tflm_accuracy: 0.9778,
+    };
+    const device = { measured: true, emulated_core: 'Cortex-M4F', machine: 'mps2-an386', kernels: 'cmsis_nn', outputs_identical_percent: 100 };
+    assert.equal(
+      jobSummary('verification on an emulated board', { ok: true, report: { ...report, device }, device }),
+      'TinyForge: verification on an emulated board done, fits nano33ble: RAM 50/256 KB · Flash 172/960 KB; TFLM accuracy 97.8%. ' +
+        'Measured on an emulated Cortex-M4F (mps2-an386), cmsis_nn kernels: outputs 100% identical to host TFLM.',
+    );
+    const reason = 'Espressif ESP32 Dev Module (xtensa-lx6): no emulator; its figures stay estimates.';
+    assert.match(jobSummary('build', { ok: true, report: { ...report, device: { measured: false, reason } } }), /97\.8%\. Not run on an emulated board: Espressif ESP32 .*estimates\.$/);
+    assert.equal(deviceSentence(undefined), '');
+    assert.equal(deviceSentence({ measured: false }), '');
   });
 });

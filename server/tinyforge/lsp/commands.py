@@ -114,6 +114,7 @@ def _error(exc: Exception) -> dict[str, Any]:
 
 def register(server: TinyForgeServer) -> None:
     from tinyforge import pipeline
+    from tinyforge.lsp import device
     from tinyforge.lsp.diagnostics import publish_all
 
     @server.command("tinyforge.boards")
@@ -211,6 +212,7 @@ def register(server: TinyForgeServer) -> None:
         except TinyForgeError as exc:
             return _error(exc)
         publish_all(ls)
+        device.republish(ls)  # a build rewrites report.json and main.cpp
         return {"ok": True, **result}
 
     @server.command("tinyforge.train")
@@ -289,6 +291,23 @@ def register(server: TinyForgeServer) -> None:
         result = await long_job(ls, "TinyForge: building", work)
         if isinstance(result.get("pio"), dict) and "firmware" in result["pio"]:
             firmware.publish_result(ls, result["pio"]["firmware"])
+        return result
+
+    @server.command("tinyforge.verify")
+    async def verify(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        """args: project, then optionally {"kernels", "core", "tflm", "samples"}: the firmware
+        compiled with real TFLM, run on the board's emulated core; report.json gets a `device`
+        section, and what it measured over the budget becomes diagnostics (see lsp/device.py)."""
+        try:
+            project, options = device.verify_options(_project(list(args), ls), list(args))
+        except TinyForgeError as exc:
+            return _error(exc)
+        result = await long_job(
+            ls,
+            "TinyForge: verifying on an emulated board",
+            lambda p, c: device.verify(project, options, p, c),
+        )
+        device.refresh(ls, project)
         return result
 
     # -- for the VS Code client: status bar, inspect report, PlatformIO ------------------------

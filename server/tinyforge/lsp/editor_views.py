@@ -248,6 +248,7 @@ def inspect_project(server: TinyForgeServer, path: Path) -> dict[str, Any]:
             "float_accuracy",
             "int8_accuracy",
             "tflm_accuracy",
+            "device",  # what the emulated board measured, or why it did not run
         ):
             if key in measured:
                 report[key] = measured[key]

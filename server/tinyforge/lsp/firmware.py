@@ -90,6 +90,7 @@ def stored_diagnostics(server: TinyForgeServer, uri: str) -> list[lsp.Diagnostic
 def publish_result(server: TinyForgeServer, result: dict[str, Any]) -> None:
     """Replace the project's build diagnostics with this result's (none when it built)."""
     from tinyforge.lsp import diagnostics
+    from tinyforge.lsp.device import device_diagnostics_for
 
     project = str(result["project_dir"])
     store = _store(server)
@@ -98,9 +99,10 @@ def publish_result(server: TinyForgeServer, result: dict[str, Any]) -> None:
     for uri in sorted(before | set(store[project])):
         if uri in server.workspace.text_documents:
             diagnostics.publish(server, uri)  # the file's own checks plus these
-        else:
+        else:  # a closed main.cpp keeps what the emulated board found (lsp/device.py)
+            found = stored_diagnostics(server, uri) + device_diagnostics_for(server, uri)
             server.text_document_publish_diagnostics(
-                lsp.PublishDiagnosticsParams(uri=uri, diagnostics=stored_diagnostics(server, uri))
+                lsp.PublishDiagnosticsParams(uri=uri, diagnostics=found)
             )
 
 

@@ -1,4 +1,5 @@
-"""The last build's health findings as diagnostics, on tinyforge.toml and on train.py.
+"""The last build's health findings as diagnostics, on tinyforge.toml and on train.py, and on
+tinyforge.toml what the emulated board measured over the budget (lsp/device.py).
 
 Cheap by design: it reads the project's report.json (no dataset, no model, no scikit-learn),
 so it can run on every change. The findings are those of the last build; they say so.
@@ -47,10 +48,17 @@ def _table_line(lines: list[str], table: str) -> int | None:
 
 
 def spec_health_diagnostics(text: str, spec_path: Path | None) -> list[lsp.Diagnostic]:
-    """Findings of report.json beside the spec: data ones on [dataset] `path` (or `kind`),
-    quantization ones on `quantization`, training set-up ones on [training] `epochs`."""
+    """Findings of report.json beside the spec, then its measured figures over the budget."""
+    from tinyforge.lsp.device import spec_device_diagnostics
+
     if spec_path is None:
         return []
+    return _spec_findings(text, spec_path) + spec_device_diagnostics(text, spec_path)
+
+
+def _spec_findings(text: str, spec_path: Path) -> list[lsp.Diagnostic]:
+    """Data findings on [dataset] `path` (or `kind`), quantization ones on `quantization`,
+    training set-up ones on [training] `epochs`."""
     findings = load_findings(spec_path.parent / REPORT_FILE)
     if not findings:
         return []

@@ -1,0 +1,302 @@
+"""Verify on an emulated board from the editor, and what it measured as diagnostics.
+
+`tinyforge.verify` compiles the project's firmware with real TFLM for the board's core and runs
+it in QEMU (tinyforge.device, as `tinyforge verify` does); the result goes into the `device`
+section of report.json. From
+that section, figures that break the project come back as diagnostics, "measured on an emulated
+…" to tell them from the estimates:
+
+- RAM or flash of the image (the linker map's parts, C library aside) plus the board's Arduino
+  core baseline over the budget: on tinyforge.toml's [budget] line;
+- a firmware arena smaller than the smallest that runs, and outputs that differ from the host
+  interpreter with the reference kernels: on src/main.cpp's kTensorArenaSize line (published
+  directly: editors seldom send C++ files to this server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import tomllib
+import weakref
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.uris import from_fs_path
+
+from tinyforge.errors import TinyForgeError
+from tinyforge.lsp.documents import doc_path, find_key_line, line_range
+from tinyforge.lsp.server import TinyForgeServer
+from tinyforge.progress import Progress
+
+SOURCE = "tinyforge (device)"
+REPORT_FILE = "report.json"
+MAIN_CPP = Path("src") / "main.cpp"
+# Parts of the image that the board's Arduino core baseline already counts.
+_IN_BASELINE = ("C library",)
+_ARENA_LINE = re.compile(r"^\s*(?:static\s+)?constexpr\s+size_t\s+kTensorArenaSize\s*=")
+
+# main.cpp URIs this server has published device diagnostics on, per server (to refresh them).
+_PUBLISHED: weakref.WeakKeyDictionary[TinyForgeServer, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _uri(path: Path) -> str:
+    return from_fs_path(str(path)) or path.as_uri()
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f} KB"
+
+
+# -- the command's work (run in a worker thread by lsp/commands.py) ---------------------------
+
+
+def verify_options(start: Path, args: list[Any]) -> tuple[Path, dict[str, Any]]:
+    """The project `start` is in, and verify_project's options from the command's second
+    argument: {"kernels": "reference" | "cmsis_nn", "core": "cortex-m7", "tflm": DIR,
+    "samples": 64}, each optional."""
+    from tinyforge.project import find_project_root
+
+    project = find_project_root(start.resolve()) if start.exists() else None
+    if project is None:
+        raise TinyForgeError(f"{start} is not inside a TinyForge project (no tinyforge.toml).")
+    raw = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+    text = {k: raw[k] for k in ("kernels", "core", "tflm") if isinstance(raw.get(k), str)}
+    samples = raw.get("samples")
+    options: dict[str, Any] = {
+        "kernels": text.get("kernels") or None,
+        "core": text.get("core") or None,
+        "tflm": Path(text["tflm"]) if text.get("tflm") else None,
+    }
+    if isinstance(samples, int) and not isinstance(samples, bool) and samples > 0:
+        options["samples"] = samples
+    return project, options
+
+
+def verify(
+    project: Path, options: dict[str, Any], progress: Progress, cancel: threading.Event
+) -> dict[str, Any]:
+    """`tinyforge verify`: verify_project, its section merged into report.json with the verdict
+    on measured parts. When the board cannot be emulated here (ESP32, no toolchain, no TFLM
+    source) or the firmware does not run, the section says why instead (older figures would
+    speak for a firmware that is gone); the error goes on to the editor."""
+    from tinyforge import pipeline
+    from tinyforge.device import DeviceUnavailable, TflmSourceError, ToolchainError
+    from tinyforge.errors import StageError
+
+    try:
+        report = pipeline.verify_on_device(project, progress=progress, cancel=cancel, **options)
+    except (DeviceUnavailable, TflmSourceError, ToolchainError, StageError) as exc:
+        write_device_section(project, {"measured": False, "reason": str(exc)})
+        raise
+    headline = _headline(report["device"])
+    progress.update(1.0, headline)
+    return {"report": report, "device": report["device"], "headline": headline}
+
+
+def write_device_section(project: Path, section: dict[str, Any]) -> None:
+    """report["device"] = section, written atomically; nothing without a build's report."""
+    path = project / REPORT_FILE
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(report, dict):
+        return
+    report["device"] = section
+    tmp = path.with_name(f".{REPORT_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- diagnostics ------------------------------------------------------------------------------
+
+
+def _measured_section(project: Path) -> dict[str, Any] | None:
+    try:
+        report = json.loads((project / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    device = report.get("device") if isinstance(report, dict) else None
+    if not isinstance(device, dict) or not device.get("measured"):
+        return None
+    return device
+
+
+def _headline(device: dict[str, Any]) -> str:
+    return f"measured on an emulated {device.get('emulated_core')} ({device.get('machine')})"
+
+
+def _parts(device: dict[str, Any], key: str) -> dict[str, int]:
+    parts = device.get(key)
+    if not isinstance(parts, dict):
+        return {}
+    return {k: int(v) for k, v in parts.items() if k not in _IN_BASELINE and isinstance(v, int)}
+
+
+def _over_budget(device: dict[str, Any], spec: Any) -> list[tuple[str, str]]:
+    """(resource, sentence) for each of RAM and flash that is over the spec's budget."""
+    from tinyforge.boards import get_board
+    from tinyforge.check import runtime_costs
+
+    board = get_board(spec.board)
+    if device.get("board") not in (None, board.id):
+        return []  # measured for another board: the next verify speaks for this one
+    costs = runtime_costs(board.family)
+    found = []
+    for resource, key, baseline, limit in (
+        ("ram", "ram", costs.app_ram, spec.budget.ram_bytes),
+        ("flash", "flash", costs.app_flash, spec.budget.flash_bytes),
+    ):
+        parts = _parts(device, key)
+        figure = sum(parts.values()) + baseline
+        if not parts or figure <= limit:
+            continue
+        detail = ", ".join(f"{k} {_kb(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+        found.append(
+            (
+                resource,
+                f"{resource.upper() if resource == 'ram' else 'Flash'} {_kb(figure)} "
+                f"{_headline(device)} exceeds the {_kb(limit)} budget by {_kb(figure - limit)}: "
+                f"{detail}, plus {_kb(baseline)} for the {board.id} Arduino core (estimate).",
+            )
+        )
+    return found
+
+
+def spec_device_diagnostics(text: str, spec_path: Path | None) -> list[lsp.Diagnostic]:
+    """Measured RAM/flash over the budget the spec's text states, on its [budget] lines."""
+    from pydantic import ValidationError
+
+    from tinyforge.spec import ProjectSpec
+
+    device = _measured_section(spec_path.parent) if spec_path is not None else None
+    if device is None:
+        return []
+    try:
+        spec = ProjectSpec.model_validate(tomllib.loads(text))
+        over = _over_budget(device, spec)
+    except (tomllib.TOMLDecodeError, ValidationError, TinyForgeError):
+        return []  # the spec's own diagnostics say what is wrong with it
+    lines = text.splitlines() or [""]
+    found = []
+    for resource, message in over:
+        key = "ram_bytes" if resource == "ram" else "flash_bytes"
+        number = find_key_line(lines, key, "budget")
+        number = number if number is not None else (find_key_line(lines, "board") or 0)
+        found.append(
+            lsp.Diagnostic(
+                range=line_range(number, lines[number]),
+                message=message,
+                severity=lsp.DiagnosticSeverity.Error,
+                source=SOURCE,
+                code=f"device-over-budget-{resource}",
+            )
+        )
+    return found
+
+
+def main_device_diagnostics(project: Path, text: str) -> list[lsp.Diagnostic]:
+    """The firmware's arena too small to run, or outputs unlike the host's: on kTensorArenaSize."""
+    device = _measured_section(project)
+    if device is None:
+        return []
+    lines = text.splitlines() or [""]
+    number = next((n for n, t in enumerate(lines) if _ARENA_LINE.match(t)), None)
+    if number is None:
+        number = next((n for n, t in enumerate(lines) if "kTensorArenaSize" in t), 0)
+    rng = line_range(number, lines[number])
+    found = []
+    firmware = int(device.get("arena_firmware_bytes") or 0)
+    smallest = int(device.get("arena_smallest_bytes") or 0)
+    if firmware and smallest and firmware < smallest:
+        found.append(
+            lsp.Diagnostic(
+                range=rng,
+                message=(
+                    f"kTensorArenaSize is {firmware:,} bytes but the model needs {smallest:,} "
+                    f"({_headline(device)}, {device.get('kernels')} kernels): "
+                    "AllocateTensors() fails on the board."
+                ),
+                severity=lsp.DiagnosticSeverity.Error,
+                source=SOURCE,
+                code="device-arena-too-small",
+            )
+        )
+    identical = device.get("outputs_identical_percent")
+    reference = device.get("kernels") == "reference"
+    if reference and isinstance(identical, int | float) and identical < 100:
+        found.append(
+            lsp.Diagnostic(
+                range=rng,
+                message=(
+                    f"Only {identical:g}% of the outputs {_headline(device)} are identical to the "
+                    f"host TFLM interpreter's with the reference kernels (largest difference "
+                    f"{device.get('outputs_max_abs_diff')})."
+                ),
+                severity=lsp.DiagnosticSeverity.Warning,
+                source=SOURCE,
+                code="device-outputs-differ",
+            )
+        )
+    return found
+
+
+def _read(server: TinyForgeServer, path: Path) -> str:
+    uri = _uri(path)
+    if uri in server.workspace.text_documents:
+        return server.workspace.get_text_document(uri).source
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def publish_main(server: TinyForgeServer, project: Path) -> None:
+    """Publish src/main.cpp's device diagnostics (with its last PlatformIO build's problems)."""
+    from tinyforge.lsp.firmware import stored_diagnostics
+
+    main = project / MAIN_CPP
+    uri = _uri(main)
+    found = main_device_diagnostics(project, _read(server, main)) if main.is_file() else []
+    published = _PUBLISHED.setdefault(server, set())
+    if not found and uri not in published:
+        return
+    published.add(uri)
+    server.text_document_publish_diagnostics(
+        lsp.PublishDiagnosticsParams(uri=uri, diagnostics=stored_diagnostics(server, uri) + found)
+    )
+
+
+def _project_of_main(uri: str) -> Path | None:
+    path = doc_path(uri)
+    if path is None or path.name != MAIN_CPP.name or path.parent.name != MAIN_CPP.parent.name:
+        return None
+    return path.parent.parent
+
+
+def device_diagnostics_for(server: TinyForgeServer, uri: str) -> list[lsp.Diagnostic]:
+    """What publish_main puts on `uri` (for the firmware module when it republishes the file)."""
+    project = _project_of_main(uri)
+    if project is None or not (project / MAIN_CPP).is_file():
+        return []
+    return main_device_diagnostics(project, _read(server, project / MAIN_CPP))
+
+
+def refresh(server: TinyForgeServer, project: Path) -> None:
+    """After a verify, whatever its outcome: the open files' diagnostics and main.cpp's."""
+    from tinyforge.lsp.diagnostics import publish_all
+
+    publish_all(server)
+    publish_main(server, project)
+
+
+def republish(server: TinyForgeServer) -> None:
+    """After any long job (a build rewrites report.json and main.cpp): refresh main.cpp's."""
+    for uri in sorted(_PUBLISHED.get(server, set())):
+        project = _project_of_main(uri)
+        if project is not None:
+            publish_main(server, project)
