@@ -230,12 +230,12 @@ def test_dataset_travels_to_workers_that_cannot_see_it(tmp_path: Path) -> None:
     remote.mkdir()
     local.mkdir()
     job = TrialJob(number=0, train_py="", data_name=FRUIT_CSV.name, data_path=str(FRUIT_CSV))
-    _lay_out_data(job, local, None)
+    assert _lay_out_data(job, local, None) == "linked"
     assert (local / "data" / FRUIT_CSV.name).resolve() == FRUIT_CSV.resolve()
     elsewhere = TrialJob(
         number=0, train_py="", data_name=FRUIT_CSV.name, data_path="/nowhere/fruit_data.csv"
     )
-    _lay_out_data(elsewhere, remote, pack_data(FRUIT_CSV))
+    assert _lay_out_data(elsewhere, remote, pack_data(FRUIT_CSV)) == "shipped"
     assert (remote / "data" / FRUIT_CSV.name).read_bytes() == FRUIT_CSV.read_bytes()
     (tmp_path / "third").mkdir()
     with pytest.raises(FileNotFoundError, match="not on this machine"):

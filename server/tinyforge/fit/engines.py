@@ -9,6 +9,7 @@ on either engine. Cancel kills what runs: the local pool's child processes throu
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -377,14 +378,19 @@ class RayEngine:
                 raise TinyForgeError(_missing_sentence([module], "a node")) from None
             return {"number": job.number, "ok": False, "error": _first_line(exc)}
         except ray.exceptions.RayError as exc:
-            # The worker process or its whole node went away with the trial.
-            dead = [n for n, info in self._refresh_nodes().items() if not info["alive"]]
+            # The worker process or its whole node went away with the trial. Ray's message
+            # names the node before the GCS lists it as dead, so both are looked at.
+            nodes = self._refresh_nodes()
+            named = re.findall(r"\b[0-9a-f]{56}\b", str(exc))
+            dead = list(dict.fromkeys([*named, *(n for n, i in nodes.items() if not i["alive"])]))
             losses.append(
                 {
                     "error": type(exc).__name__,
                     "reason": _loss_reason(exc),
+                    "message": _first_line(exc)[:300],
                     "dead_nodes": [
-                        {"node": self._describe(n), "why": self._nodes[n]["death"]} for n in dead
+                        {"node": self._describe(n), "why": nodes.get(n, {}).get("death", "")}
+                        for n in dead
                     ],
                 }
             )
