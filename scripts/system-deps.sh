@@ -17,6 +17,10 @@ dpkg -s libnewlib-arm-none-eabi >/dev/null 2>&1 || needed+=(libnewlib-arm-none-e
 # `tinyforge verify`: the firmware runs on an emulated Cortex-M (mps2-an386/an500, semihosting),
 # and the QEMU TCG plugin that counts instructions is built with the host gcc.
 command -v qemu-system-arm >/dev/null || needed+=(qemu-system-arm)
+# tests/test_fit_cluster.py: a Ray cluster inside a network namespace of the test's own
+# (`unshare -n`, `nsenter` from util-linux; `ip link set lo up` from iproute2).
+command -v ip >/dev/null || needed+=(iproute2)
+command -v nsenter >/dev/null || needed+=(util-linux)
 for pkg in libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || needed+=("$pkg")
 done
