@@ -302,7 +302,7 @@ def test_hand_sign_request_without_data_plans_scaffolds_and_build_names_the_fold
     assert build.returncode == 2
     message = " ".join(build.stderr.split())
     assert "Class folder data/none holds no images" in message
-    assert "PNG or JPEG" in message and "showing 'none'" in message
+    assert "PNG or JPEG" in message and "pictures of 'none' there" in message
 
 
 def test_sensor_request_without_data_points_at_a_csv_to_record(tmp_path: Path) -> None:

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyforge.errors import DatasetError
-from tinyforge.scaffold import DEFAULT_DATA_DIR, README, class_hint, is_default_data, recording
+from tinyforge.scaffold import (
+    DEFAULT_DATA_DIR,
+    README,
+    class_content,
+    is_default_data,
+    recording,
+)
 from tinyforge.spec import DatasetKind, ProjectSpec, Task
 
 AUDIO_SUFFIXES = {".wav"}
@@ -81,22 +87,27 @@ def _validate_folder(path: Path, suffixes: set[str], spec: ProjectSpec) -> Datas
     empty = [name for name in wanted if counts.get(name, 0) == 0]
     if empty and (spec.classes or counts):
         where = ", ".join(_shown(path / name, spec) for name in empty)
-        hints = "; ".join(f"{_shown(path / n, spec)}: {class_hint(spec, n)}" for n in empty[:4])
-        more = f" (and {len(empty) - 4} more)" if len(empty) > 4 else ""
+        rec = recording(spec)
+        if len(empty) == 1:
+            what = f"put {rec.format} of {class_content(spec, empty[0])} there"
+        else:
+            shown = "; ".join(
+                f"{class_content(spec, n)} in {_shown(path / n, spec)}" for n in empty[:4]
+            )
+            more = f"; and {len(empty) - 4} more" if len(empty) > 4 else ""
+            what = f"put {rec.format} in each ({shown}{more})"
         readme = path / README
         see = f" See {_shown(readme, spec)}." if readme.is_file() else ""
         verb = "holds" if len(empty) == 1 else "hold"
         raise DatasetError(
-            f"Class folder{'s' if len(empty) > 1 else ''} {where} {verb} no {kind}: put "
-            f"{hints}{more}.{see}"
+            f"Class folder{'s' if len(empty) > 1 else ''} {where} {verb} no {kind}: {what}, "
+            f"{rec.per_class} or more per class to start.{see}"
         )
     with_files = [name for name in wanted if counts.get(name, 0) > 0]
     if len(with_files) < 2:
         raise DatasetError(
             f"Dataset folder {path} needs at least two class sub-folders with {kind}; "
-            f"found {len(with_files)}"
-            + (f" ({', '.join(with_files)})" if with_files else "")
-            + "."
+            f"found {len(with_files)}" + (f" ({', '.join(with_files)})" if with_files else "") + "."
         )
     return DatasetSummary(with_files, sum(counts[name] for name in with_files))
 

@@ -55,13 +55,13 @@ def recording(spec: ProjectSpec) -> Recording:
             per_class,
         )
     if spec.dataset.kind is DatasetKind.FOLDER:
-        channels = spec.input_shape[-1] if len(spec.input_shape) == 3 else 3
-        mode = "grayscale or colour" if channels == 3 else "any colour mode"
+        shape = spec.input_shape
+        size = f"{shape[0]}x{shape[1]}" if len(shape) == 3 else "the input size"
+        mode = "grayscale" if len(shape) == 3 and shape[2] == 1 else "RGB"
         return Recording(
             "images",
-            f"PNG or JPEG files of any size ({mode}): training resizes them to "
-            f"{spec.input_shape[0]}x{spec.input_shape[1]} with {channels} channel"
-            f"{'s' if channels != 1 else ''}",
+            f"PNG or JPEG images of any size and colour mode (training turns them into {size} "
+            f"{mode})",
             per_class,
         )
     label = spec.dataset.label_column
@@ -71,16 +71,14 @@ def recording(spec: ProjectSpec) -> Recording:
     return Recording("rows", f"a CSV file with a header row: {columns}", per_class)
 
 
-def class_hint(spec: ProjectSpec, name: str) -> str:
-    """What to put into one class folder, as the end of a sentence."""
-    rec = recording(spec)
+def class_content(spec: ProjectSpec, name: str) -> str:
+    """What the samples of one class show or say, in a few words."""
     if spec.task is Task.KEYWORD_SPOTTING:
-        sample = {
+        return {
             "silence": "background noise with nobody speaking",
             "unknown": "other words than the keywords",
         }.get(name, f"someone saying '{name}'")
-        return f"{rec.format} of {sample}, {rec.per_class} or more to start"
-    return f"{rec.format} showing '{name}', {rec.per_class} or more to start"
+    return f"pictures of '{name}'"
 
 
 def readme(spec: ProjectSpec) -> str:
@@ -100,7 +98,7 @@ def readme(spec: ProjectSpec) -> str:
         ]
         if spec.classes:
             lines += ["Classes:", ""]
-            lines += [f"- `{name}/`: {class_hint(spec, name)}." for name in spec.classes]
+            lines += [f"- `{name}/`: {class_content(spec, name)}." for name in spec.classes]
         else:
             lines += ["Create one sub-folder per class, named after the class."]
     else:

@@ -392,10 +392,17 @@ Rules:
   classes "0".."9") only when handwritten digits are asked for and no data is named; "folder"
   for a folder of images or audio clips (one sub-folder per class); "csv" for a CSV file, with
   label_column when the request names it. dataset.path exactly as written in the request.
-- input_shape: images [height, width, channels] (grayscale 1, colour 3; 96x96 for a camera and
-  32x32 otherwise when no size is given); audio [49, 40, 1] (49 frames x 40 mel bins); sensor
-  windows [samples, axes]; one row of a CSV [features].
-- classes: the class names the request lists, else null; num_classes when only a count is given.
+  No data named is fine: then dataset.path is "data" (a folder, for images or audio) or
+  "data/readings.csv" (sensor readings, label_column "label"), and an assumption starting
+  "No dataset named:"; keyword spotting then also gets the classes "silence" and "unknown".
+- dataset.features: the quantities the model reads when the request names them ("from soil
+  moisture, temperature and light readings" → ["soil moisture", "temperature", "light"]; RGB →
+  ["red", "green", "blue"]). They are inputs, never classes.
+- input_shape: images [height, width, channels] (grayscale, thermal and depth 1, RGB/colour 3;
+  96x96 for a camera and 32x32 otherwise when no size is given); audio [49, 40, 1] (49 frames x
+  40 mel bins); sensor windows [samples, axes]; one row of a CSV [features].
+- classes: the class names the request lists, else null (the data's labels are used); never the
+  inputs. num_classes when only a count is given.
 - quantization: "int8" unless the request asks for float32.
 - assumptions: one plain sentence for every default you chose.
 - name: a short slug of letters, digits, '_' or '-'.
