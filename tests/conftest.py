@@ -12,6 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FRUIT_CSV = SHARED / "data" / "seed-fruit-rgb" / "fruit_data.csv"
+# TFLM sources for `tinyforge verify` (the firmware compiled and run on an emulated core).
+TFLM_KIT = SHARED / "vendor" / "tflm-cortex-m"
+TFLM_ARDUINO = SHARED / "vendor" / "arduino-tensorflowlite"
 TINYFORGE = Path(sys.executable).parent / "tinyforge"
 
 # Fixtures for real PlatformIO builds (a local Cortex-M platform, a built digits project).
@@ -19,10 +22,17 @@ pytest_plugins = ["tests.firmware_fixtures"]
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, timeout: float = 600
+    *args: str, cwd: Path | None = None, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed `tinyforge` console script, exactly as a user would."""
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONIOENCODING": "utf-8",
+        **(env or {}),
+    }
     return subprocess.run(
         [str(TINYFORGE), *args],
         cwd=cwd,

@@ -123,6 +123,7 @@ def tflm_objects(
     *,
     cancel: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    all_third_party: bool = False,
 ) -> tuple[Path, dict[str, ObjectInfo], list[Path], int]:
     """Compile (or take from the cache) what the model needs of TFLM.
 
@@ -153,11 +154,14 @@ def tflm_objects(
 
     for src in source.core_sources():
         add(src, c_argv if src.is_c else core_argv, ObjectInfo("TFLM runtime"))
+    kernel_files: list[SourceFile] = []
     for op, files in source.kernel_sources(kernels, ops).items():
         for src in files:
             what = ObjectInfo("TFLM runtime") if op == "(shared)" else ObjectInfo("kernel", op)
             add(src, c_argv if src.is_c else kernel_argv, what)
-    for src in source.third_party_sources(kernels):
+            kernel_files.append(src)
+    users = None if all_third_party else kernel_files
+    for src in source.third_party_sources(kernels, users):
         add(src, c_argv, ObjectInfo("CMSIS-NN"))
     (out / "KEY").parent.mkdir(parents=True, exist_ok=True)
     (out / "KEY").write_text("\n".join(key) + "\n", encoding="utf-8")
@@ -200,8 +204,65 @@ def build_firmware(
 ) -> FirmwareBuild:
     check_toolchain()
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _build_firmware(
+            project_dir,
+            work,
+            source,
+            core,
+            kernels,
+            ops,
+            resolver_methods,
+            sample_bytes,
+            probe_arena,
+            cancel,
+            on_progress,
+            False,
+        )
+    except _MissingLibrarySymbols:
+        # A CMSIS-NN function defined in a file named otherwise: take the whole library.
+        return _build_firmware(
+            project_dir,
+            work,
+            source,
+            core,
+            kernels,
+            ops,
+            resolver_methods,
+            sample_bytes,
+            probe_arena,
+            cancel,
+            on_progress,
+            True,
+        )
+
+
+class _MissingLibrarySymbols(Exception):
+    pass
+
+
+def _build_firmware(
+    project_dir: Path,
+    work: Path,
+    source: TflmSource,
+    core: Core,
+    kernels: str,
+    ops: list[str],
+    resolver_methods: list[str],
+    sample_bytes: int,
+    probe_arena: int,
+    cancel: threading.Event | None,
+    on_progress: Callable[[int, int], None] | None,
+    all_third_party: bool,
+) -> FirmwareBuild:
     cache, objects, tflm_objs, compiled = tflm_objects(
-        source, core, kernels, ops, cancel=cancel, on_progress=on_progress
+        source,
+        core,
+        kernels,
+        ops,
+        cancel=cancel,
+        on_progress=on_progress,
+        all_third_party=all_third_party,
     )
     archive = work / "libtflm.a"
     archive.unlink(missing_ok=True)
@@ -285,6 +346,12 @@ def build_firmware(
         str(elf),
     ]
     run = run_tool(link, cancel=cancel, timeout=300)
+    if (
+        run.returncode != 0
+        and not all_third_party
+        and re.search(r"undefined reference to `arm_", run.text)
+    ):
+        raise _MissingLibrarySymbols()
     if run.returncode != 0:
         raise StageError(
             "verify",

@@ -33,6 +33,9 @@ _ARDUINO_SKIP = re.compile(r"^src/(peripherals|test_over_serial|examples)/|/expe
 # `TFLMRegistration Register_CONV_2D() {` (2024+) or `TfLiteRegistration Register_…` (older).
 _REGISTER_DEF = re.compile(r"^[^\n;(){}]*\bRegister_([A-Z0-9_]+)\(\)\s*\{", re.M)
 _KERNELS_DIR = "tensorflow/lite/micro/kernels/"
+_ARM_NAME = re.compile(r"\barm_\w+")
+# A C function definition starts its line with the return type (calls are indented).
+_C_DEFINITION = re.compile(r"^(?:[A-Za-z_]\w*\s+)+\**(arm_\w+)\s*\(", re.M)
 
 
 class TflmSourceError(TinyForgeError):
@@ -66,6 +69,10 @@ class TflmSource:
     def defines(self, kernels: str) -> list[str]:
         flags = ["-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON", "-DTF_LITE_MCU_DEBUG_LOG"]
         flags.append("-DKERNELS_OPTIMIZED_FOR_SPEED")
+        if self.kind == "arduino":
+            # The Arduino packaging guards its Arduino-specific code with ARDUINO, which the
+            # Arduino build defines for every library source.
+            flags.append("-DARDUINO=10819")
         if kernels == "cmsis_nn":
             # As TFLM's Makefile: CMSIS-NN without its float16/float32 paths.
             flags += ["-DCMSIS_NN", "-DARM_NN_ENABLE_F16=0", "-DARM_NN_ENABLE_F32=0"]
@@ -90,8 +97,34 @@ class TflmSource:
     def core_sources(self) -> list[SourceFile]:
         return list(self._core)
 
-    def third_party_sources(self, kernels: str) -> list[SourceFile]:
-        return list(self._third_party.get(kernels, []))
+    def third_party_sources(
+        self, kernels: str, users: Iterable[SourceFile] | None = None
+    ) -> list[SourceFile]:
+        """CMSIS-NN's C files, or only those `users` (kernel files) reach.
+
+        CMSIS-NN names each file after the function it defines (arm_convolve_s8.c), so the
+        `arm_*` names a kernel mentions, followed through the files they name, are what it
+        needs: a third of the library for a small CNN. The build falls back to every file
+        when the linker still misses one.
+        """
+        files = list(self._third_party.get(kernels, []))
+        if users is None:
+            return files
+        by_stem = {src.path.stem: src for src in files}
+        # Files defining more than their namesake (arm_convolve_get_buffer_sizes_s8.c).
+        for src in files:
+            for name in _C_DEFINITION.findall(_read(src.path)):
+                by_stem.setdefault(name, src)
+        todo = {name for src in users for name in _ARM_NAME.findall(_read(src.path))}
+        chosen: dict[str, SourceFile] = {}
+        while todo:
+            name = todo.pop()
+            src = by_stem.get(name)
+            if src is None or src.path.stem in chosen:
+                continue
+            chosen[src.path.stem] = src
+            todo |= set(_ARM_NAME.findall(_read(src.path))) - set(chosen) - {name}
+        return sorted(chosen.values(), key=lambda s: s.rel)
 
     def all_kernel_sources(self, kernels: str) -> list[SourceFile]:
         return list(self._kernel_srcs[kernels])

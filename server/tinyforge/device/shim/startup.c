@@ -36,3 +36,8 @@ __attribute__((section(".vectors"), used)) static void (*const vectors[16])(void
     Fault_Handler /* HardFault */, Fault_Handler, Fault_Handler, Fault_Handler, 0, 0, 0, 0,
     Fault_Handler /* SVC */, Fault_Handler, 0, Fault_Handler /* PendSV */,
     Fault_Handler /* SysTick */};
+
+/* TFLM's log hook. TFLM since 2023 defines its own (printf-style, debug_log.cc); the Arduino
+   packaging leaves it to the board (its system_setup.cpp covers only the Nano 33 BLE, where
+   Serial gets it). Weak, so that a TFLM tree that has one keeps it. */
+__attribute__((weak)) void DebugLog(const char* s) { fputs(s, stderr); }
