@@ -243,6 +243,10 @@ def test_plant_case_builds_when_the_data_arrives_after_the_plan(tmp_path: Path) 
     spec = ProjectSpec.load(project)
     assert spec.input_shape == [3]
     assert spec.dataset.features == ["soil_moisture", "temperature_c", "light_lux"]
+    assert any("Classes from column 'thirsty'" in a for a in spec.assumptions)
+    # The spec TinyForge wrote stays TinyForge's: no "kept your edited tinyforge.toml".
+    assert not (project / "tinyforge.toml.tinyforge-new").exists()
+    assert "kept your edited tinyforge.toml" not in build.stderr + build.stdout
     assert train_constant(project / "train.py", "FEATURES") == [
         "soil_moisture",
         "temperature_c",
@@ -413,3 +417,22 @@ def test_planner_evaluation_meets_the_bar_on_both_sets(monkeypatch, tmp_path: Pa
         right, total = sum(run["right"].values()), sum(run["total"].values())
         assert run["errors"] == 0
         assert right / total >= 0.97, (right, total)
+
+
+def test_a_spec_the_user_edited_keeps_its_comments_when_the_data_changes_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    shutil.copy(FRUIT_CSV, tmp_path / "fruit_data.csv")
+    monkeypatch.chdir(tmp_path)
+    project = tmp_path / "fruit"
+    pipeline.new_project(FRUIT_REQUEST, project)
+    spec_path = project / "tinyforge.toml"
+    edited = spec_path.read_text().replace(
+        'classes = [\n    "apple",', '# my own note\nclasses = [\n    "Apples",'
+    )
+    spec_path.write_text(edited)
+    spec = reconcile.at_build(ProjectSpec.load(project), project)
+    assert spec.classes == ["apple", "banana", "orange"]
+    text = spec_path.read_text()
+    assert "# my own note" in text and '"Apples"' not in text
+    assert ProjectSpec.load(project).classes == ["apple", "banana", "orange"]

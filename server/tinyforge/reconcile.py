@@ -410,8 +410,18 @@ def _set(table: object, key: str, value: object, old: object) -> None:
 
 
 def save_spec_changes(project_dir: Path, before: ProjectSpec, after: ProjectSpec) -> None:
-    path = Path(project_dir) / SPEC_FILENAME
-    text = path.read_text(encoding="utf-8") if path.is_file() else before.to_toml()
+    """A tinyforge.toml as TinyForge wrote it is rewritten whole (and stays TinyForge's, so the
+    build's refresh does not mistake it for the user's); one the user edited is patched in
+    place, their comments and layout kept."""
+    from tinyforge.generate.files import is_pristine, write_generated
+
+    project_dir = Path(project_dir)
+    path = project_dir / SPEC_FILENAME
+    text = path.read_text(encoding="utf-8") if path.is_file() else None
+    # Edited values alone (tinyforge.toml still as TinyForge would write it): no layout to keep.
+    if text is None or text == before.to_toml() or is_pristine(project_dir, SPEC_FILENAME):
+        write_generated(project_dir, {SPEC_FILENAME: after.to_toml()}, force=True)
+        return
     path.write_text(patch_spec_text(text, before, after), encoding="utf-8")
 
 
