@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,19 @@ def _shown(path: Path, spec: ProjectSpec) -> str:
     return f"{base}/{path.name}" if base else str(path)
 
 
-def _validate_folder(path: Path, suffixes: set[str], spec: ProjectSpec) -> DatasetSummary:
+def folder_ready(spec: ProjectSpec, project_dir: Path, scan: int = 2000) -> None:
+    """The folder checks of `validate`, bounded for the editor (it asks on every change): at
+    most `scan` entries are looked at per class folder. Raises DatasetError as the build would."""
+    path = resolve_path(spec, project_dir)
+    if spec.dataset.kind is not DatasetKind.FOLDER or path is None:
+        return
+    audio = spec.task is Task.KEYWORD_SPOTTING
+    _validate_folder(path, AUDIO_SUFFIXES if audio else IMAGE_SUFFIXES, spec, scan)
+
+
+def _validate_folder(
+    path: Path, suffixes: set[str], spec: ProjectSpec, scan: int | None = None
+) -> DatasetSummary:
     kind = "WAV clips" if suffixes is AUDIO_SUFFIXES else "images"
     if not path.exists():
         if is_default_data(spec):
@@ -80,7 +93,9 @@ def _validate_folder(path: Path, suffixes: set[str], spec: ProjectSpec) -> Datas
         raise DatasetError(f"Dataset {path} is not a folder (expected one sub-folder per class).")
     counts: dict[str, int] = {}
     for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        counts[sub.name] = sum(1 for f in sub.rglob("*") if f.suffix.lower() in suffixes)
+        # `scan` bounds the walk (the editor needs "any file?", not the count).
+        found = (f for f in itertools.islice(sub.rglob("*"), scan) if f.suffix.lower() in suffixes)
+        counts[sub.name] = sum(1 for _ in itertools.islice(found, 1 if scan else None))
     # The classes the spec names must each have a filled folder: name the empty or missing
     # ones and what belongs in them (a freshly scaffolded project is all empty folders).
     wanted = list(spec.classes) if spec.classes else list(counts)

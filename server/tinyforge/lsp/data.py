@@ -90,8 +90,11 @@ def _data_not_ready(spec: ProjectSpec, project: Path) -> str | None:
         if path is not None and path.exists():
             return None
     try:
-        datasets.validate(spec, project)
-    except TinyForgeError as exc:
+        if folder:
+            datasets.folder_ready(spec, project)
+        else:
+            datasets.validate(spec, project)  # the default CSV, not there: says what to record
+    except (TinyForgeError, OSError) as exc:
         return str(exc)
     return None
 
