@@ -247,7 +247,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from tinyforge import pipeline
 
     cancel = threading.Event()
-    with Progress(*_progress_columns(), console=console, transient=False) as bar:
+    # With --json, stdout holds the JSON alone: progress goes to stderr.
+    out = err_console if args.json else console
+    with Progress(*_progress_columns(), console=out, transient=False) as bar:
         progress = TerminalProgress(bar, args.verbose)
         try:
             report = pipeline.verify_on_device(
@@ -676,6 +678,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             cancel.set()
             raise
+        except TinyForgeError as exc:
+            # Escaped: fit's sentences quote `pip install 'tinyforge[ray]'`, not markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            return 2
         progress.finish()
     written = write(project, result.write_back, apply=args.apply) if result.write_back else []
     if args.json:
