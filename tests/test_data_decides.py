@@ -436,3 +436,24 @@ def test_a_spec_the_user_edited_keeps_its_comments_when_the_data_changes_it(
     text = spec_path.read_text()
     assert "# my own note" in text and '"Apples"' not in text
     assert ProjectSpec.load(project).classes == ["apple", "banana", "orange"]
+
+
+def test_a_text_column_is_no_input_but_a_stray_bad_value_still_fails(
+    tmp_path: Path, monkeypatch
+) -> None:
+    rows = ["when,level,volts,state"]
+    rows += [
+        f"2026-11-{1 + i % 28:02d},{i % 7},{i % 5 * 0.5},{'on' if i % 2 else 'off'}"
+        for i in range(40)
+    ]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.chdir(tmp_path)
+    spec = pipeline.plan("classify on vs off from log.csv with label column state on a pico")
+    assert spec.dataset.features == ["level", "volts"]
+    assert spec.input_shape == [2]
+    assert any("'when' of log.csv holds text, not numbers" in a for a in spec.assumptions)
+    # One bad value in a numeric column is a typo to point at, not a text column to drop.
+    rows[5] = "2026-11-05,oops,1.0,on"
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    spec = pipeline.plan("classify on vs off from log.csv with label column state on a pico")
+    assert spec.dataset.features == ["level", "volts"]  # 'when' still dropped, 'level' kept

@@ -56,6 +56,7 @@ class DataFacts:
     labels: list[str] | None
     columns: list[str] = field(default_factory=list)  # CSV: every column but the label
     label_column: str | None = None
+    text_columns: list[str] = field(default_factory=list)  # CSV columns that are not numbers
 
 
 def dataset_path(spec: ProjectSpec, base: Path) -> Path | None:
@@ -82,14 +83,14 @@ def read_facts(spec: ProjectSpec, base: Path) -> DataFacts | None:
         if not path.is_file():
             return None
         stat = path.stat()
-        header, labels = _read_csv(str(path), stat.st_mtime_ns, stat.st_size, _label(spec))
+        header, labels, text = _read_csv(str(path), stat.st_mtime_ns, stat.st_size, _label(spec))
     except (OSError, UnicodeDecodeError, csv.Error, ValueError):
         return None
     if not header:
         return None
     column = _label(spec) if _label(spec) in header else None
     columns = [c for c in header if c != column]
-    return DataFacts(path, labels if column else None, columns, column)
+    return DataFacts(path, labels if column else None, columns, column, sorted(text))
 
 
 def _label(spec: ProjectSpec) -> str:
@@ -97,18 +98,36 @@ def _label(spec: ProjectSpec) -> str:
 
 
 @lru_cache(maxsize=16)
-def _read_csv(path: str, _mtime: int, _size: int, label: str) -> tuple[list[str], list[str]]:
-    """Header and sorted distinct labels; cached per file version (the editor asks often)."""
+def _read_csv(
+    path: str, _mtime: int, _size: int, label: str
+) -> tuple[list[str], list[str], frozenset[str]]:
+    """Header (as train.py's csv.DictReader sees it), sorted distinct labels, and the columns
+    holding text rather than numbers; cached per file version (the editor asks often)."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
+        header = next(reader, [])
         index = header.index(label) if label in header else None
         labels: set[str] = set()
-        if index is not None:
-            for row in reader:
-                if index < len(row) and row[index].strip():
-                    labels.add(row[index].strip())
-    return header, sorted(labels)
+        words = [0] * len(header)
+        rows = 0
+        for row in reader:
+            rows += 1
+            if index is not None and index < len(row) and row[index].strip():
+                labels.add(row[index].strip())
+            for i, value in enumerate(row[: len(header)]):
+                words[i] += i != index and not _is_number(value)
+    # Text in most rows (a date, an id) is a text column; a stray bad value in a numeric
+    # column is not, and the build's check names its line.
+    text = frozenset(header[i] for i, n in enumerate(words) if rows and n > rows / 2)
+    return header, sorted(labels), text
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 # -- matching words to the data's names -------------------------------------------------------
@@ -253,6 +272,21 @@ def reconcile(spec: ProjectSpec, base: Path) -> Reconciled:
                     + (f" ({'; '.join(renamed)})" if renamed else "")
                     + (f"; not used: {', '.join(unused)}." if unused else ".")
                 )
+        numeric = [c for c in facts.columns if c not in facts.text_columns]
+        if (
+            "features" not in dataset_update
+            and not spec.dataset.features
+            and facts.text_columns
+            and numeric
+        ):
+            # A date or an id in text is no input: the model reads the numeric columns.
+            dataset_update["features"] = numeric
+            several = len(facts.text_columns) > 1
+            notes.append(
+                f"Column{'s' if several else ''} {_quoted(facts.text_columns)} of {where} "
+                f"hold{'' if several else 's'} text, not numbers: not an input; the model "
+                f"reads {', '.join(numeric)}."
+            )
         columns = dataset_update.get("features", spec.dataset.features) or facts.columns
         if len(spec.input_shape) == 1 and spec.input_shape[0] != len(columns):  # type: ignore[arg-type]
             update["input_shape"] = [len(columns)]  # type: ignore[arg-type]
@@ -325,17 +359,16 @@ def mismatch_sentence(spec: ProjectSpec, result: Reconciled) -> str:
     facts = result.facts
     assert facts is not None and facts.labels is not None
     where = spec.dataset.path or facts.path.name
-    source = (
-        f"column '{facts.label_column}' of {where}"
+    has = (
+        f"column '{facts.label_column}' of {where} has {', '.join(facts.labels)}"
         if spec.dataset.kind is DatasetKind.CSV
-        else f"the class folders of {where}"
+        else f"{where} has the class folders {', '.join(facts.labels)}"
     )
     missing = result.missing
     return (
         f"The spec's classes ({', '.join(spec.classes or [])}) name "
         f"{_quoted(missing)}, which {'are' if len(missing) > 1 else 'is'} not in the data: "
-        f"{source} has {', '.join(facts.labels)}; `tinyforge repair` sets classes to the "
-        "data's labels, or rename the data."
+        f"{has}; `tinyforge repair` sets classes to the data's labels, or rename the data."
     )
 
 

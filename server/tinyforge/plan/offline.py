@@ -1491,10 +1491,11 @@ _INPUT_START = _rx(
 )
 _INPUT_END = _rx(rf"\s+{_INPUT_NOUN}\b")
 # The same without the noun, when every item is a quantity a sensor measures.
-_INPUT_BARE = _rx(
-    r"\b(?:using|from|based\s+on|given|measuring)\s+(?:the\s+)?"
-    r"(?P<list>[^\W\d_][\w\-]*(?:(?:\s*,\s*|\s+)[\w\-]+){1,11}?)"
-    r"(?=\s*(?:[.,;]|$|\s+(?:in|from|on|at|to|for|with|into)\b))"
+# The same without the noun, when every item is a quantity a sensor measures: the list runs
+# from the preposition to the end of its clause ("using temperature, humidity and CO2 in x.csv").
+_INPUT_BARE_START = _rx(r"\b(?:using|from|based\s+on|given|measuring)\s+(?:the\s+)?(?=[^\W\d_])")
+_CLAUSE_END = _rx(
+    r"[.;:!?()]|\s(?:in|from|on|at|to|for|with|into|as|label|labels|column|under|within|using)\b"
 )
 _QUANTITY_WORDS = _rx(
     r"^(?:(?:soil|air|water|ambient|surface|room|outside|indoor|outdoor)\s+)?"
@@ -1539,10 +1540,13 @@ def _find_inputs(masked: str) -> tuple[list[str], tuple[int, int]] | None:
                 return items, (start.end(), start.end() + end.end())
             if items:
                 break
-    for m in _INPUT_BARE.finditer(masked):
-        items = _input_items(m.group("list"))
+    for start in _INPUT_BARE_START.finditer(masked):
+        rest = masked[start.end() : start.end() + 160]
+        stop = _CLAUSE_END.search(rest)
+        text = rest[: stop.start() if stop else len(rest)].rstrip(" ,")
+        items = _input_items(text)
         if items and all(_QUANTITY_WORDS.match(i) for i in items):
-            return items, (m.start("list"), m.end())
+            return items, (start.end(), start.end() + len(text))
     return None
 
 
