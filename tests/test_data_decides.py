@@ -457,3 +457,69 @@ def test_a_text_column_is_no_input_but_a_stray_bad_value_still_fails(
     (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
     spec = pipeline.plan("classify on vs off from log.csv with label column state on a pico")
     assert spec.dataset.features == ["level", "volts"]  # 'when' still dropped, 'level' kept
+
+
+# -- a catch-all class gathers the labels the request does not name ----------------------------
+
+
+def test_other_class_gathers_the_unnamed_labels_of_a_csv(tmp_path: Path) -> None:
+    shutil.copy(FRUIT_CSV, tmp_path / "fruit_data.csv")
+    request = (
+        "classify apples, bananas and other fruit from the RGB readings in fruit_data.csv, "
+        "label column Fruit, on a Nano 33 BLE Sense"
+    )
+    new = run_cli("new", request, "--out", "fruit", cwd=tmp_path)
+    assert new.returncode == 0, new.stderr
+    assert "'orange', which the request does not name: gathered into the class 'other fruit'" in (
+        " ".join(new.stdout.split())
+    )
+    project = tmp_path / "fruit"
+    spec = ProjectSpec.load(project)
+    assert spec.classes == ["apple", "banana", "other fruit"]
+    assert spec.dataset.other_class == "other fruit"
+    assert train_constant(project / "train.py", "OTHER_CLASS") == "other fruit"
+    set_epochs(project, 30)
+    build = run_cli("build", str(project), "--json")
+    assert build.returncode in (0, 4), build.stderr
+    report = json.loads(build.stdout[build.stdout.index("{") :])
+    assert report["classes"] == ["apple", "banana", "other fruit"]
+    assert report["samples"] and report["int8_accuracy"] > 0.8
+
+
+def test_unknown_gathers_the_class_folders_the_request_does_not_name(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tinyforge import datasets
+
+    shapes = tmp_path / "shapes"
+    for n, name in enumerate(("circle", "square", "star", "triangle")):
+        (shapes / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("L", (16, 16), color=30 * n + i).save(shapes / name / f"{i}.png")
+    spec = OfflinePlanner().plan(
+        f"classify circle, square and unknown shapes from 16x16 grayscale images in {shapes}"
+        " on a Pico"
+    )
+    result = reconcile.reconcile(spec, tmp_path)
+    assert result.spec.classes == ["circle", "square", "unknown"]
+    assert result.spec.dataset.other_class == "unknown"
+    assert any(
+        "'star', 'triangle'" in n and "gathered into the class 'unknown'" in n for n in result.notes
+    )
+    summary = datasets.validate(result.spec, tmp_path)
+    assert summary.classes == ["circle", "square", "unknown"] and summary.samples == 24
+    # The generated train.py loads it so: star and triangle images are 'unknown'.
+    import runpy
+
+    from tinyforge import generate
+
+    project = tmp_path / "project"
+    generate.write_project(pipeline.relocate_dataset(result.spec, project), project)
+    script = runpy.run_path(str(project / "train.py"), run_name="not_main")
+    x, y, classes = script["load_data"]()
+    assert classes == ["circle", "square", "unknown"]
+    assert x.shape == (24, 16, 16, 1) and [int((y == k).sum()) for k in range(3)] == [6, 6, 12]
+    # Nothing left to gather: 'unknown' is then a class the data does not have.
+    for name in ("star", "triangle"):
+        shutil.rmtree(shapes / name)
+    assert reconcile.reconcile(result.spec, tmp_path).missing == ["unknown"]

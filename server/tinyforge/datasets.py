@@ -99,6 +99,12 @@ def _validate_folder(
     # The classes the spec names must each have a filled folder: name the empty or missing
     # ones and what belongs in them (a freshly scaffolded project is all empty folders).
     wanted = list(spec.classes) if spec.classes else list(counts)
+    other = spec.dataset.other_class
+    if other in wanted:
+        # The class that gathers the sub-folders no class names (as train.py does).
+        counts[other] = counts.get(other, 0) + sum(
+            n for name, n in counts.items() if name not in wanted
+        )
     empty = [name for name in wanted if counts.get(name, 0) == 0]
     if empty and (spec.classes or counts):
         where = ", ".join(_shown(path / name, spec) for name in empty)

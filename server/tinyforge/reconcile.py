@@ -301,7 +301,28 @@ def reconcile(spec: ProjectSpec, base: Path) -> Reconciled:
         if spec.classes:
             mapping = {c: match_label(c, labels) for c in spec.classes}
             missing = [c for c, label in mapping.items() if label is None]
-            if not missing:
+            other = _gathering_class(spec, mapping, labels)
+            if other is not None:
+                # The data's spelling when it has a folder or label of that name too.
+                other_label = mapping.get(other) or other
+                missing = [c for c in missing if c != other]
+                named = {v for c, v in mapping.items() if c != other and v is not None}
+                gathered = [v for v in labels if v not in named and v != other_label]
+                if not missing:
+                    update["classes"] = [v for v in labels if v in named] + [other_label]
+                    dataset_update["other_class"] = other_label
+                    notes.append(
+                        f"{where} also has {_quoted(gathered)}, which the request does not "
+                        f"name: gathered into the class '{other_label}'."
+                    )
+                    renamed = [
+                        f"'{c}' is the data's '{v}'"
+                        for c, v in mapping.items()
+                        if v is not None and c != v
+                    ]
+                    if renamed:
+                        notes.append(f"Classes follow the labels in {where}: {'; '.join(renamed)}.")
+            elif not missing:
                 renamed = [
                     f"'{c}' is the data's '{label}'" for c, label in mapping.items() if c != label
                 ]
@@ -340,6 +361,8 @@ def reconcile(spec: ProjectSpec, base: Path) -> Reconciled:
             )
     if "classes" in update:
         update["num_classes"] = None  # follows the classes
+        if "other_class" not in dataset_update and spec.dataset.other_class:
+            dataset_update["other_class"] = None  # nothing left to gather
     if dataset_update:
         update["dataset"] = spec.dataset.model_copy(update=dataset_update)
     if not update:
@@ -348,6 +371,37 @@ def reconcile(spec: ProjectSpec, base: Path) -> Reconciled:
     data.update(update)
     data["assumptions"] = [*spec.assumptions, *(n for n in notes if n not in spec.assumptions)]
     return Reconciled(ProjectSpec.model_validate(data), notes, missing, facts)
+
+
+# Names a request uses for "everything else": such a class gathers the data's unnamed labels.
+_CATCH_ALL = {
+    "other",
+    "others",
+    "unknown",
+    "rest",
+    "therest",
+    "anythingelse",
+    "everythingelse",
+    "somethingelse",
+    "background",
+    "misc",
+    "miscellaneous",
+}
+
+
+def _gathering_class(
+    spec: ProjectSpec, mapping: dict[str, str | None], labels: list[str]
+) -> str | None:
+    """The class that gathers the data's labels the request does not name: the spec's
+    `other_class`, or one catch-all name ("unknown", "other …") — when there is something
+    to gather."""
+    unnamed = [label for label in labels if label not in mapping.values()]
+    if not unnamed:
+        return None
+    if spec.dataset.other_class in mapping:
+        return spec.dataset.other_class
+    catch = [c for c in mapping if _squash(c) in _CATCH_ALL or re.match(r"others?\b", c.casefold())]
+    return catch[0] if len(catch) == 1 else None
 
 
 def _quoted(names: list[str]) -> str:
@@ -418,7 +472,7 @@ def patch_spec_text(text: str, before: ProjectSpec, after: ProjectSpec) -> str:
         _set(doc, key, new.get(key), old.get(key))
     table = doc.get("dataset")
     if table is not None:
-        for key in ("features", "label_column"):
+        for key in ("features", "label_column", "other_class"):
             _set(table, key, new["dataset"].get(key), old["dataset"].get(key))
     return tomlkit.dumps(doc)
 
@@ -478,6 +532,7 @@ def labels_fix(toml_text: str, spec: ProjectSpec, project_dir: Path) -> Fix | No
     kept = [a for a in spec.assumptions if not a.startswith(MISMATCH_WARNING)]
     data = spec.model_dump()
     data.update(classes=labels, num_classes=None, assumptions=[*kept, note])
+    data["dataset"] = {**data["dataset"], "other_class": None}  # every label is a class now
     fixed = ProjectSpec.model_validate(data)
     return Fix(
         rule=REPAIR_RULE,

@@ -50,6 +50,11 @@ class Dataset(_Strict):
         description="CSV columns the model reads, in the file's order; unset: every column "
         "except the label.",
     )
+    other_class: str | None = Field(
+        default=None,
+        description="A class of `classes` (e.g. 'unknown') that gathers every label (CSV value "
+        "or class folder) of the data that `classes` does not name.",
+    )
 
     @model_validator(mode="after")
     def _path_matches_kind(self) -> Dataset:
@@ -113,6 +118,9 @@ class ProjectSpec(_Strict):
                 raise ValueError(
                     f"num_classes is {self.num_classes} but {len(self.classes)} classes are named"
                 )
+        other = self.dataset.other_class
+        if other is not None and other not in (self.classes or []):
+            raise ValueError(f"dataset.other_class '{other}' must be one of the classes")
         return self
 
     # -- persistence -----------------------------------------------------------------

@@ -171,6 +171,8 @@ def render_train_script(
         features=repr([str(f) for f in spec.dataset.features])
         if spec.dataset.features
         else "None",
+        # A Python string literal (repr) or None: the class that gathers the data's other labels.
+        other_class=repr(str(spec.dataset.other_class)) if spec.dataset.other_class else "None",
         layers=layers,
         uses_normalizer=any(layer.kind == "Normalization" for layer in arch.layers),
         normalizer_axis="None" if spec.task is Task.KEYWORD_SPOTTING else "-1",

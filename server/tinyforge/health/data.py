@@ -17,6 +17,7 @@ import hashlib
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,11 +84,14 @@ def check_dataset(
         return check_table(x, labels, source="scikit-learn digits", fractions=fractions)
     path = resolve_path(spec, project_dir)
     assert path is not None  # the spec guarantees a path for folder and CSV datasets
+    relabel = gathered_by(spec)
     if kind is DatasetKind.FOLDER:
-        return check_folder(path, fractions=fractions, audio=spec.task is Task.KEYWORD_SPOTTING)
-    header, x, labels = read_csv(
-        path, spec.dataset.label_column or "label", spec.dataset.features
-    )
+        return check_folder(
+            path, fractions=fractions, audio=spec.task is Task.KEYWORD_SPOTTING, relabel=relabel
+        )
+    header, x, labels = read_csv(path, spec.dataset.label_column or "label", spec.dataset.features)
+    if labels is not None and relabel is not None:
+        labels = [relabel(label) for label in labels]
     scaled = train_script is None or scales_inputs(train_script)
     # An anomaly detector's labels are optional and rare by design: class counts say nothing.
     anomaly = spec.task is Task.ANOMALY_DETECTION
@@ -156,8 +160,21 @@ def check_table(
     return report
 
 
+def gathered_by(spec: ProjectSpec) -> Callable[[str], str] | None:
+    """Label → class, when the spec's `dataset.other_class` gathers the labels `classes` does
+    not name (as train.py does), so counts and splits are judged per class trained."""
+    other, classes = spec.dataset.other_class, set(spec.classes or [])
+    if other is None:
+        return None
+    return lambda label: label if label in classes else other
+
+
 def check_folder(
-    path: Path, *, fractions: tuple[float, float] = (0.2, 0.1), audio: bool = False
+    path: Path,
+    *,
+    fractions: tuple[float, float] = (0.2, 0.1),
+    audio: bool = False,
+    relabel: Callable[[str], str] | None = None,
 ) -> DataReport:
     """Image or WAV folder (one sub-folder per class): readable files, counts, repeats."""
     suffixes = AUDIO_SUFFIXES if audio else IMAGE_SUFFIXES
@@ -176,8 +193,10 @@ def check_folder(
             if not _readable(file, audio):
                 unreadable.append(file.relative_to(path).as_posix())
                 continue
-            labels.append(name)
+            labels.append(relabel(name) if relabel else name)
             keys.append(hashlib.blake2b(data, digest_size=16).digest())
+    if relabel is not None:
+        classes = sorted({relabel(name) for name in classes})
     counts = {name: labels.count(name) for name in classes}
     report = DataReport(path.name, len(labels), counts)
     if unreadable:
