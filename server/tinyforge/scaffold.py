@@ -144,3 +144,16 @@ def write_data_folder(spec: ProjectSpec, project_dir: Path) -> list[str]:
         readme_path.write_text(readme(spec), encoding="utf-8")
         written.append(f"{DEFAULT_DATA_DIR}/{README}")
     return written
+
+
+def data_files(spec: ProjectSpec) -> dict[str, str]:
+    """The data folder as files (relative path → text), for an editor's WorkspaceEdit, which
+    creates files, not folders: a `.gitkeep` makes each class folder."""
+    if not is_default_data(spec):
+        return {}
+    files = {f"{DEFAULT_DATA_DIR}/{README}": readme(spec)}
+    if spec.dataset.kind is DatasetKind.FOLDER:
+        for name in spec.classes or []:
+            if safe_folder_name(name):
+                files[f"{DEFAULT_DATA_DIR}/{name}/.gitkeep"] = ""
+    return files

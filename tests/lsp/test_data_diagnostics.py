@@ -104,3 +104,36 @@ async def test_project_planned_without_data_shows_the_folders_to_fill(
     assert "data/yes" in waiting.message and "data/silence" in waiting.message
     assert "16 kHz mono WAV" in waiting.message
     assert "data.label-mismatch" not in found
+
+
+async def test_create_project_action_brings_the_data_folder_to_fill(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    text = "# tinyml: keyword spotting for the words yes and no on the Nano 33 BLE Sense\n"
+    uri = open_doc(client, tmp_path / "notes.py", text)
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            range=lsp.Range(
+                start=lsp.Position(line=0, character=3), end=lsp.Position(line=0, character=3)
+            ),
+            context=lsp.CodeActionContext(diagnostics=[]),
+        )
+    )
+    (create,) = [a for a in actions or [] if a.title.startswith("Create TinyML project")]
+    assert create.edit is not None
+    changes = create.edit.document_changes or []
+    created = {
+        Path(c.uri).relative_to(Path(changes[0].uri).parent).as_posix()
+        for c in changes
+        if isinstance(c, lsp.CreateFile)
+    }
+    assert {"tinyforge.toml", "data/README.md", "data/yes/.gitkeep", "data/unknown/.gitkeep"} <= (
+        created
+    )
+    readme = next(
+        c.edits[0].new_text
+        for c in changes
+        if isinstance(c, lsp.TextDocumentEdit) and c.text_document.uri.endswith("data/README.md")
+    )
+    assert "16 kHz mono WAV" in readme

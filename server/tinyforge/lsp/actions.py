@@ -64,7 +64,11 @@ def create_project_edit(
     folder = free_folder(parent, spec.name)
     spec = pipeline.relocate_dataset(spec, folder)
     changes: list[lsp.TextDocumentEdit | lsp.CreateFile | lsp.RenameFile | lsp.DeleteFile] = []
-    for relpath, content in generate.render_project(spec, folder).items():
+    from tinyforge.scaffold import data_files
+
+    # No data named: the project's data/ folder (README, one folder per class) comes too.
+    files = {**generate.render_project(spec, folder), **data_files(spec)}
+    for relpath, content in files.items():
         uri = from_fs_path(str(folder / relpath)) or ""
         changes.append(
             lsp.CreateFile(
