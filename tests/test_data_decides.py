@@ -523,3 +523,14 @@ def test_unknown_gathers_the_class_folders_the_request_does_not_name(tmp_path: P
     for name in ("star", "triangle"):
         shutil.rmtree(shapes / name)
     assert reconcile.reconcile(result.spec, tmp_path).missing == ["unknown"]
+
+
+def test_a_data_folder_where_the_request_is_typed_is_not_the_new_projects(
+    tmp_path: Path, monkeypatch
+) -> None:
+    (tmp_path / "data" / "cats").mkdir(parents=True)
+    (tmp_path / "data" / "dogs").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    spec = pipeline.plan(KWS_REQUEST)
+    assert spec.classes == ["yes", "no", "silence", "unknown"]
+    assert not any("Warning" in a for a in spec.assumptions)

@@ -430,6 +430,10 @@ def at_plan(spec: ProjectSpec, base: Path) -> ProjectSpec:
     """A planned spec checked against data that already exists (paths as the request gave
     them, relative to `base`, where the request was typed). A class the data lacks does not
     stop a plan: the assumptions say so, and the build stops before training."""
+    from tinyforge.scaffold import is_default_data
+
+    if is_default_data(spec):
+        return spec  # data/ of a project not written yet, not a data/ where the request was typed
     result = reconcile(spec, base)
     if not result.missing:
         return result.spec
