@@ -534,3 +534,17 @@ def test_a_data_folder_where_the_request_is_typed_is_not_the_new_projects(
     spec = pipeline.plan(KWS_REQUEST)
     assert spec.classes == ["yes", "no", "silence", "unknown"]
     assert not any("Warning" in a for a in spec.assumptions)
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "I'd like to recognise when someone claps twice, Nano 33 BLE Sense",
+        "tell a dog barking from a siren on an ESP32-S3",
+        "detect coughing at night with the mic of a Pico",
+    ],
+)
+def test_sound_events_are_audio_requests(request_text: str) -> None:
+    spec = OfflinePlanner().plan(request_text)
+    assert spec.task.value == "keyword_spotting"
+    assert spec.dataset.path == "data"  # no data named: the project's own folder

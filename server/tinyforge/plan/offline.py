@@ -154,6 +154,9 @@ _TASK_CUES: dict[Task, list[tuple[re.Pattern[str], int]]] = {
             _rx(
                 r"\baudio\b|\bsounds?\b|\bmicrophones?\b|\bmic\b|\bwav\b|\bclips?\b|\bhear\b"
                 r"|\bacoustic\b|\bspectrograms?\b|\bmfccs?\b"
+                # Sound events people name: "when someone claps twice", "a dog barking".
+                r"|\bclap(?:s|ping)?\b|\bbark(?:s|ing)?\b|\bsirens?\b|\bcough(?:s|ing)?\b"
+                r"|\bsnor(?:e|es|ing)\b|\bwhistl(?:e|es|ing)\b|\bdoorbells?\b|\bbeeps?\b"
             ),
             3,
         ),
