@@ -59,9 +59,12 @@ def _search(cluster: Cluster, project: Path, args: argparse.Namespace, kill: str
         cluster.kill_worker(kill)
         print(f"  killed worker {kill} after {time.monotonic() - started:.1f} s", flush=True)
     out, err = search.communicate(timeout=3600)
-    if search.returncode not in (0, 3):
+    if search.returncode not in (0, 3) or not out.strip():
         raise SystemExit(f"the search failed ({search.returncode}):\n{err[-3000:]}")
-    result = json.loads(out)
+    try:
+        result = json.loads(out)
+    except ValueError:
+        raise SystemExit("not JSON:\n" + out[:1500]) from None
     result["wall"] = time.monotonic() - started
     return result
 
@@ -72,6 +75,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lost-only", action="store_true", help="only the lost-worker run")
     args = parser.parse_args()
     from tinyforge.fit.engines import machine_cores
 
@@ -87,7 +91,7 @@ def main() -> None:
         cluster.nodes({"cpus": [0, cores]})
         print(f"cluster: head (0 CPUs) + worker a ({cores} CPUs), {ADDRESS}, token auth\n")
 
-        bench = cluster.client(
+        bench = None if args.lost_only else cluster.client(
             [
                 str(VENV / "bin" / "python"), str(REPO / "bench" / "fit.py"), "--engine", "ray",
                 "--address", ADDRESS, "--budgets", str(args.budget), "--trials",
@@ -96,9 +100,10 @@ def main() -> None:
             timeout=7200,
             PYTHONPATH=str(REPO),
         )  # fmt: skip
-        print(bench.stdout)
-        if bench.returncode != 0:
-            raise SystemExit(bench.stderr[-3000:])
+        if bench is not None:
+            print(bench.stdout)
+            if bench.returncode != 0:
+                raise SystemExit(bench.stderr[-3000:])
 
         print("the lost-worker run")
         created = cluster.client([str(TINYFORGE), "new", REQUEST, "--out", str(work / "a")])

@@ -9,7 +9,8 @@ the project's data folder is hidden from it, so code and data must travel with t
 On that cluster: trials run on the worker (fit.json says where) and find what the local engine
 finds for the seed; a worker killed mid-search loses its trial, which runs again on the worker
 left and the answer stands; Ctrl-C cancels the remote trials and leaves the cluster idle; a
-worker whose Python lacks a package is named in one sentence; when the last worker dies the
+worker whose Python lacks a package is named in one sentence; the editor's cancel does what
+Ctrl-C does; when the last worker dies the
 search ends with what it has and fit.json says which trials were lost and why. Every process
 is stopped by its id, and none is left (tests/ray_cluster.py).
 """
@@ -258,6 +259,59 @@ def test_ctrl_c_cancels_the_remote_trials_and_leaves_the_cluster_idle(
     assert worker.poll() is None  # the worker itself lives on
 
 
+# The editor's cancel: the language server's long_job sets the search's cancel event (what
+# `tinyforge.fit` runs under progress). The same, as a client inside the namespace.
+_EDITOR_CANCEL = """
+import json, sys, threading, psutil
+from tinyforge import jobs
+from tinyforge.fit import FitOptions, fit, parse_size
+
+project, address, worker = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cancel = threading.Event()
+outcome = {}
+
+def search():
+    options = FitOptions(trials=8, epochs=20, seed=2, engine="ray", address=address,
+                         budget_ram=parse_size("3KB"))
+    try:
+        fit(project, options, cancel=cancel)
+        outcome["end"] = "finished"
+    except jobs.Cancelled as exc:
+        outcome["end"] = "cancelled: " + str(exc)
+
+def training():
+    kids = psutil.Process(worker).children(recursive=True)
+    return any("tinyforge.fit.trial" in " ".join(k.cmdline()) for k in kids)
+
+thread = threading.Thread(target=search)
+thread.start()
+while thread.is_alive() and not training():
+    thread.join(0.25)
+outcome["trial_seen"] = training()
+cancel.set()  # the editor's Cancel button
+thread.join(600)
+outcome["returned"] = not thread.is_alive()
+print(json.dumps(outcome))
+"""
+
+
+def test_the_editors_cancel_stops_the_remote_trials_too(cluster: Cluster, tmp_path: Path) -> None:
+    project = tmp_path / "digits"
+    assert run_cli("new", DIGITS, "--out", str(project)).returncode == 0
+    worker = cluster.workers["a"]
+    run = cluster.client(
+        [str(Path(TINYFORGE).parent / "python"), "-c", _EDITOR_CANCEL, str(project), ADDRESS,
+         str(worker.pid)],
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    assert outcome["trial_seen"] and outcome["returned"], outcome
+    assert outcome["end"].startswith("cancelled"), outcome
+    wait_for(lambda: not _trials_under(worker.pid), 120, "the cancelled trials to end")
+    idle = cluster.nodes({"cpus": [0, 2], "free": 2})
+    assert idle["free_cpus"] == idle["total_cpus"] == 2
+
+
 @pytest.fixture(scope="module")
 def second_cluster() -> Iterator[Cluster]:
     """Another namespace and head, for workers that must be the only ones."""
@@ -313,6 +367,8 @@ def test_when_the_last_worker_dies_the_search_ends_and_says_what_was_lost(
     # Nothing trained to the end: "no candidate fits" (3), with the losses on record.
     assert search.returncode in (0, 3), out[-2000:] + err[-3000:]
     result = json.loads((project / "fit" / "fit.json").read_text())
+    # --json's stdout is the JSON alone, though Ray's driver announced the dead node.
+    assert json.loads(out)["counts"] == result["counts"]
     lost = [t for t in result["trials"] if t["status"] == "lost"]
     assert lost and result["counts"]["lost"] == len(lost)
     for trial in lost:

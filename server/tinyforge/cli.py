@@ -655,6 +655,8 @@ def print_fit(result: Any, written: list[str]) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    import contextlib
+
     from tinyforge.fit import FitOptions, fit, parse_size
     from tinyforge.fit.writeback import write
 
@@ -671,7 +673,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     project = Path(args.project)
     cancel = threading.Event()
     bar_console = err_console if args.json else console
-    with Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
+    # With --json, stdout holds the JSON alone: what else prints there during the search
+    # (Ray's driver prints cluster events, such as a worker node marked dead) goes to stderr.
+    others = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with others, Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
         progress = TerminalProgress(bar, args.verbose)
         try:
             result = fit(project, options, progress=progress, cancel=cancel)

@@ -215,7 +215,11 @@ class RayEngine:
             if address:
                 # The cluster runs this very TinyForge: its code travels with the job.
                 package = str(Path(__file__).resolve().parents[1])
-                options["runtime_env"] = {"py_modules": [package]}
+                options["runtime_env"] = {
+                    "py_modules": [package],
+                    # Byte code is the driver's own: the nodes compile what they import.
+                    "excludes": ["__pycache__", "*.pyc"],
+                }
                 try:
                     ray.init(address=address, **options)
                 except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError…
