@@ -380,7 +380,9 @@ def _build(
     )
     emitted = timed("emit", lambda: _emit(project_dir, spec, board, model, verified, classes))
     notices += emitted.describe_kept()
-    measured = timed("device", lambda: _on_device(project_dir, board, device, progress, cancel))
+    measured = timed(
+        "device", lambda: _on_device(project_dir, board, device, progress, cancel, verified)
+    )
     if measured.get("measured"):
         verdict = check_budget(
             board=board,
@@ -454,6 +456,7 @@ def _on_device(
     options: DeviceOptions,
     progress: Progress,
     cancel: threading.Event | None,
+    verified: dict[str, Any],
 ) -> dict[str, Any]:
     """The device section of report.json: measured figures, or why there are none."""
     from tinyforge.device import device_unavailable_reason, verify_project
@@ -464,7 +467,14 @@ def _on_device(
     if reason is not None:
         progress.update(1.0, "skipped: " + reason)
         return {"measured": False, "reason": reason}
-    report = verify_project(project_dir, tflm=options.tflm, progress=progress, cancel=cancel)
+    report = verify_project(
+        project_dir,
+        tflm=options.tflm,
+        progress=progress,
+        cancel=cancel,
+        host_arena=verified["arena"].arena_bytes,
+        static_target=verified["arena_bytes_target"],
+    )
     progress.update(
         1.0,
         f"{report.headline}: outputs {report.outputs_identical_percent:g}% identical to host TFLM",

@@ -23,7 +23,7 @@ from tinyforge.device.cache import compiler_version
 from tinyforge.device.cores import CORES, Core, core_for_board, why_not_emulated
 from tinyforge.device.mapfile import flash_bytes, parse_map, ram_bytes
 from tinyforge.device.report import DeviceReport, TflmInfo
-from tinyforge.device.run import RunResult, run_firmware
+from tinyforge.device.run import RunResult, run_firmware, smallest_arena
 from tinyforge.device.source import TflmSource, TflmSourceError, find_source
 from tinyforge.errors import StageError, TinyForgeError
 from tinyforge.progress import NullProgress, Progress
@@ -70,7 +70,10 @@ def verify_project(
     samples: int = DEFAULT_SAMPLES,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    host_arena: int | None = None,
+    static_target: int | None = None,
 ) -> DeviceReport:
+    """`host_arena`/`static_target`: the build's own figures (else read from report.json)."""
     from tinyforge.generate import ARTIFACTS_DIR
     from tinyforge.memory.tflite_model import load_tflite, tflm_resolver_method
     from tinyforge.spec import ProjectSpec
@@ -104,8 +107,7 @@ def verify_project(
 
     test_batch = prepare_inputs(model, test_x, model_path.name) if len(test_x) else None
     input_bytes = model.input_tensors[0].nbytes
-    host_arena = int(report.get("arena_bytes") or 0)
-    probe_arena = min(3 << 20, max(64 << 10, 2 * host_arena + (16 << 10)))
+    host_arena = int(host_arena or report.get("arena_bytes") or 0)
 
     work = project_dir / WORK_DIR / f"{core.name}-{kernels}"
     progress.update(0.02, f"compiling TFLM for {core.name} ({kernels} kernels)")
@@ -125,7 +127,6 @@ def verify_project(
         ops=ops,
         resolver_methods=sorted({tflm_resolver_method(op) for op in ops}),
         sample_bytes=input_bytes,
-        probe_arena=probe_arena,
         cancel=cancel,
         on_progress=on_compiled,
     )
@@ -136,6 +137,16 @@ def verify_project(
     progress.update(0.7, f"running {n} test samples on an emulated {core.machine_core}")
     run = run_firmware(build.elf, core, cwd=work, cancel=cancel)
     _check_run(run, n, core)
+    firmware_arena = run.sketch_arena_print[1] if run.sketch_arena_print else 0
+    progress.update(0.8, "finding the smallest arena that works on the target")
+    smallest = smallest_arena(
+        build.elf,
+        core,
+        works=firmware_arena or probe_upper_bound(host_arena),
+        fails=max(0, int(run.arena_used or 0) - 16),
+        work=work,
+        cancel=cancel,
+    )
 
     progress.update(0.85, "comparing every output with the host TFLM interpreter")
     shape = model.input_tensors[0].shape
@@ -144,7 +155,7 @@ def verify_project(
         host_inputs += [x.reshape(shape) for x in test_batch]
     comparison = _compare(model_path, model, run, host_inputs, host_arena, report, test_y)
 
-    static_target = int(report.get("arena_bytes_target") or _static_target(model))
+    static_target = int(static_target or report.get("arena_bytes_target") or _static_target(model))
     return _device_report(
         board=board,
         core=core,
@@ -155,7 +166,13 @@ def verify_project(
         samples=n,
         comparison=comparison,
         static_target=static_target,
+        smallest=smallest,
     )
+
+
+def probe_upper_bound(host_arena: int) -> int:
+    """An arena surely large enough when the sketch did not say its own (a user's edit)."""
+    return min(3 << 20, max(64 << 10, 2 * host_arena + (16 << 10)))
 
 
 def _pick_core(board: Board, name: str | None) -> Core:
@@ -328,12 +345,12 @@ def _device_report(
     samples: int,
     comparison: _Comparison,
     static_target: int,
+    smallest: int,
 ) -> DeviceReport:
     from tinyforge.check import runtime_costs
 
     flash, ram, kernel_flash = _split(build)
     firmware_arena = run.sketch_arena_print[1] if run.sketch_arena_print else ram["tensor arena"]
-    smallest = int(run.arena_smallest or 0)
     used = int(run.arena_used or 0)
     insns = run.instructions or [0]
     per_inference = int(median(insns))
@@ -378,7 +395,7 @@ def _device_report(
         instructions_max=max(insns),
         clock_hz=board.f_cpu,
         cycles_per_instruction=core.cpi,
-        latency_ms_estimate=round(latency, 3),
+        latency_ms_estimate=round(latency, 4),
         latency_note=(
             f"estimate: {per_inference:,} instructions counted per Invoke() × {core.cpi} cycles "
             f"per instruction (assumed for {core.name}) at {board.f_cpu / 1e6:g} MHz"

@@ -198,7 +198,6 @@ def build_firmware(
     ops: list[str],
     resolver_methods: list[str],
     sample_bytes: int,
-    probe_arena: int,
     cancel: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> FirmwareBuild:
@@ -214,7 +213,6 @@ def build_firmware(
             ops,
             resolver_methods,
             sample_bytes,
-            probe_arena,
             cancel,
             on_progress,
             False,
@@ -230,7 +228,6 @@ def build_firmware(
             ops,
             resolver_methods,
             sample_bytes,
-            probe_arena,
             cancel,
             on_progress,
             True,
@@ -250,7 +247,6 @@ def _build_firmware(
     ops: list[str],
     resolver_methods: list[str],
     sample_bytes: int,
-    probe_arena: int,
     cancel: threading.Event | None,
     on_progress: Callable[[int, int], None] | None,
     all_third_party: bool,
@@ -320,7 +316,6 @@ def _build_firmware(
         compile_one(src, name, ObjectInfo("model" if is_model else "application"))
     harness_defines = [
         f"-DTINYFORGE_SAMPLE_BYTES={int(sample_bytes)}",
-        f"-DTINYFORGE_PROBE_ARENA={int(probe_arena)}",
     ]
     compile_one(
         shim / "harness.cpp", "tinyforge__harness.o", ObjectInfo("harness"), harness_defines

@@ -67,6 +67,7 @@ class ToolRun:
     returncode: int
     output: bytes
     seconds: float
+    stopped: bool = False  # ended by `stop_on`
 
     @property
     def text(self) -> str:
@@ -80,10 +81,12 @@ def run_tool(
     cancel: CancelFlag | None = None,
     timeout: float = 600,
     stdin: bytes | None = None,
+    stop_on: bytes | None = None,
 ) -> ToolRun:
     """Run a compiler or emulator in its own process group; cancel and timeout kill the tree.
 
     Output is kept as bytes: firmware prints UTF-8 labels whatever the locale here is.
+    `stop_on`: a line that means the program will never end by itself (TFLM's "HALTED").
     """
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -107,7 +110,12 @@ def run_tool(
         assert proc.stdin is not None
         proc.stdin.write(stdin)
         proc.stdin.close()
+    stopped = False
     while proc.poll() is None:
+        if stop_on is not None and stop_on in b"".join(chunks[-4:]):
+            jobs.kill_tree(proc.pid)
+            stopped = True
+            break
         if cancel is not None and cancel.is_set():
             jobs.kill_tree(proc.pid)
             raise jobs.Cancelled(f"{Path(cmd[0]).name} was cancelled")
@@ -115,8 +123,9 @@ def run_tool(
             jobs.kill_tree(proc.pid)
             raise TimeoutError(f"{Path(cmd[0]).name} took longer than {timeout:.0f} s")
         time.sleep(0.02)
+    proc.wait()
     reader.join(timeout=5)
-    return ToolRun(proc.returncode, b"".join(chunks), time.monotonic() - start)
+    return ToolRun(proc.returncode, b"".join(chunks), time.monotonic() - start, stopped)
 
 
 @dataclass(frozen=True)
@@ -148,7 +157,11 @@ def compile_all(
             raise jobs.Cancelled("compilation was cancelled")
         job.obj.parent.mkdir(parents=True, exist_ok=True)
         tmp = job.obj.with_name(f".{job.obj.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        run = run_tool([*job.argv, "-c", str(job.source), "-o", str(tmp)], cancel=stop)
+        try:
+            run = run_tool([*job.argv, "-c", str(job.source), "-o", str(tmp)], cancel=stop)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a killed compiler leaves a partial object
+            raise
         if run.returncode != 0:
             tmp.unlink(missing_ok=True)
             first = _first_error(run.text)

@@ -29,7 +29,7 @@ class RunResult:
     output_type: int | None = None  # TfLiteType of output 0
     instructions: list[int] = field(default_factory=list)  # per Invoke, in order
     arena_used: int | None = None  # the sketch's interpreter, after AllocateTensors
-    arena_smallest: int | None = None  # the probe's smallest working arena
+    probe_ok: bool | None = None  # a probe run: the arena size allocated and ran
     arena_probe_used: int | None = None
     sketch_arena_print: tuple[int, int] | None = None  # "tensor arena used: N of M"
     serial: list[str] = field(default_factory=list)  # the sketch's own lines
@@ -40,7 +40,6 @@ class RunResult:
 
 def parse_run(text: str) -> RunResult:
     result = RunResult()
-    in_probe = False  # the probe makes TFLM report every too-small arena it tries: not the sketch's
     for raw in text.splitlines():
         line = raw.rstrip("\r")
         m = _INSNS.match(line)
@@ -49,7 +48,9 @@ def parse_run(text: str) -> RunResult:
             continue
         m = _MARK.match(line)
         if not m:
-            if line.strip() and not in_probe:
+            if line.strip() == "HALTED":  # TFLM's TFLITE_ABORT: it never returns
+                result.problems.append("TFLM halted (an assertion in TFLM or a kernel failed)")
+            if line.strip():
                 result.serial.append(line)
                 a = _ARENA_PRINT.search(line)
                 if a and result.sketch_arena_print is None:
@@ -61,20 +62,16 @@ def parse_run(text: str) -> RunResult:
                 index, ttype, _size, hexdata = rest
                 result.outputs[int(index)] = bytes.fromhex(hexdata)
                 result.output_type = int(ttype)
-            elif kind == "out" and len(rest) == 3:  # an empty tensor
+            elif kind == "out" and len(rest) == 3 and rest[2] == "0":  # an empty tensor
                 result.outputs[int(rest[0])] = b""
+            elif kind == "out":
+                raise ValueError(line)
             elif kind == "arena_used" and rest:
                 result.arena_used = int(rest[0])
-            elif kind == "probe" and rest == ["begin"]:
-                in_probe = True
-            elif kind == "probe" and rest and rest[0].startswith("used="):
-                in_probe = False
-                fields = dict(item.split("=", 1) for item in rest)
+            elif kind == "probe" and rest and rest[0].startswith("size="):
+                fields = dict(item.split("=", 1) for item in rest if "=" in item)
+                result.probe_ok = fields["ok"] == "1"
                 result.arena_probe_used = int(fields["used"])
-                result.arena_smallest = int(fields["smallest"])
-            elif kind == "probe" and rest and rest[0] == "failed":
-                in_probe = False
-                result.problems.append("the arena probe failed: " + " ".join(rest[1:]))
             elif kind == "done":
                 result.finished = True
             elif kind in ("halted", "fault", "no-invoke", "invoke-failed", "sample-mismatch"):
@@ -135,7 +132,7 @@ def run_firmware(
         if begin is not None and end is not None:
             cmd += ["-plugin", f"{plugin},begin={begin:#x},end={end:#x}", "-d", "plugin"]
     try:
-        run = run_tool(cmd, cwd=cwd, cancel=cancel, timeout=timeout)
+        run = run_tool(cmd, cwd=cwd, cancel=cancel, timeout=timeout, stop_on=b"\nHALTED")
     except TimeoutError as exc:
         raise StageError(
             "verify",
@@ -145,3 +142,35 @@ def run_firmware(
     result = parse_run(run.text)
     result.seconds = run.seconds
     return result
+
+
+def smallest_arena(
+    elf: Path,
+    core: Core,
+    *,
+    works: int,
+    fails: int,
+    work: Path,
+    cancel: threading.Event | None = None,
+) -> int:
+    """The smallest arena (16-byte steps) that allocates and runs, by bisection between a size
+    that `works` and one that `fails`, one emulator run per size (see harness.cpp)."""
+    probe_dir = work / "probe"
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    while works - fails > 16:
+        mid = ((works + fails) // 2) // 16 * 16
+        if mid <= fails:
+            break
+        if probe_once(elf, core, mid, probe_dir, cancel):
+            works = mid
+        else:
+            fails = mid
+    return works
+
+
+def probe_once(
+    elf: Path, core: Core, size: int, probe_dir: Path, cancel: threading.Event | None = None
+) -> bool:
+    (probe_dir / "probe.txt").write_text(f"{size}\n", encoding="ascii")
+    result = run_firmware(elf, core, cwd=probe_dir, cancel=cancel, count_instructions=False)
+    return bool(result.probe_ok) and not result.problems

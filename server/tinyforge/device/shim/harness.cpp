@@ -7,8 +7,9 @@
 //   so that TinyForge can compare it with the host TFLM interpreter bit by bit.
 // - tinyforge_invoke_begin/end bracket exactly the real Invoke(): the QEMU plugin counts the
 //   guest instructions between them.
-// - Before setup(), a probe finds the smallest arena with which this TFLM build, with these
-//   kernels, allocates and runs the model on this 32-bit core.
+// - Run with a probe.txt holding a size, it only checks whether an arena of that size
+//   allocates and runs the model with this TFLM build and these kernels on this 32-bit core:
+//   TinyForge bisects the smallest one that does.
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -73,35 +74,23 @@ bool allocates(size_t size, uint8_t* arena, bool invoke, size_t* used) {
   return ok;
 }
 
-// Smallest arena (in 16-byte steps, as arenas are aligned) that allocates and invokes.
-void probe_arena() {
-  const size_t size = TINYFORGE_PROBE_ARENA;
+// One probe run: does this arena size allocate and run the model on this core? A separate
+// emulator run per size, because a too-small arena can make a kernel's Prepare() end in
+// TFLITE_ABORT (which halts forever): TinyForge stops such a run when it prints HALTED.
+int probe_arena(size_t size) {
   uint8_t* raw = static_cast<uint8_t*>(malloc(size + 16));
   if (raw == nullptr) {
-    mark("probe failed no-memory");
-    return;
+    mark("probe size=%u ok=0 used=0 no-memory", static_cast<unsigned>(size));
+    return 0;
   }
   uint8_t* arena = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + 15) & ~uintptr_t{15});
   g_probing = true;
-  mark("probe begin");
   size_t used = 0;
-  if (!allocates(size, arena, true, &used)) {
-    g_probing = false;
-    mark("probe failed too-small %u", static_cast<unsigned>(size));
-    free(raw);
-    return;
-  }
-  size_t lo = 0, hi = size;  // lo fails (or is 0), hi works
-  while (hi - lo > 16) {
-    const size_t mid = ((lo + hi) / 2) & ~size_t{15};
-    if (mid <= lo) break;
-    if (allocates(mid, arena, false, nullptr)) hi = mid; else lo = mid;
-  }
-  // AllocateTensors() places scratch buffers too; check that Invoke() also runs at that size.
-  while (hi < size && !allocates(hi, arena, true, nullptr)) hi += 16;
+  const bool ok = allocates(size, arena, true, &used);
   g_probing = false;
-  mark("probe used=%u smallest=%u", static_cast<unsigned>(used), static_cast<unsigned>(hi));
-  free(raw);
+  mark("probe size=%u ok=%d used=%u", static_cast<unsigned>(size), ok ? 1 : 0,
+       static_cast<unsigned>(used));
+  return 0;
 }
 
 }  // namespace
@@ -151,7 +140,13 @@ int main() {
     g_sample_bytes = TINYFORGE_SAMPLE_BYTES;
     if (g_sample_bytes > 0) runs += total / g_sample_bytes;
   }
-  probe_arena();
+  FILE* probe = fopen("probe.txt", "r");
+  if (probe != nullptr) {
+    unsigned long size = 0;
+    const int read = fscanf(probe, "%lu", &size);
+    fclose(probe);
+    if (read == 1) return probe_arena(size);
+  }
   mark("setup");
   setup();
   for (long run = 0; run < runs; ++run) {
