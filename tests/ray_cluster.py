@@ -188,7 +188,11 @@ class Cluster:
             NO_COLOR="1",
             TF_CPP_MIN_LOG_LEVEL="2",
         )
-        env.update(extra)
+        for key, value in extra.items():
+            if value:
+                env[key] = value
+            else:  # "" leaves the variable out, as for a user who never set it
+                env.pop(key, None)
         return env
 
     def _log(self, name: str) -> Any:

@@ -154,6 +154,25 @@ def test_the_cluster_is_separate_processes_on_loopback_with_a_token(cluster: Clu
     assert "Authentication token is missing or incorrect" in run.stderr, run.stderr[-2000:]
 
 
+def test_fit_without_the_token_says_how_to_give_it(cluster: Cluster, tmp_path: Path) -> None:
+    project = tmp_path / "digits"
+    assert run_cli("new", DIGITS, "--out", str(project)).returncode == 0
+    run = cluster.client(
+        [str(TINYFORGE), "fit", str(project), "--engine", "ray", "--address", ADDRESS,
+         *DIGITS_ARGS],
+        timeout=600,
+        RAY_AUTH_MODE="",  # as for a user who has not set it
+        RAY_gcs_rpc_server_connect_timeout_s="5",  # refused for sure after a few tries
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-3000:]
+    # Ray logs its refusals; TinyForge's own line follows them.
+    ours = f"error: Cannot connect to the Ray cluster at {ADDRESS}"
+    assert ours in run.stderr, run.stderr[-3000:]
+    error = " ".join(run.stderr[run.stderr.index(ours) :].split())
+    assert "set RAY_AUTH_MODE=token" in error and "Traceback" not in run.stderr
+    assert not (project / "fit" / "fit.json").exists()
+
+
 def test_trials_run_on_the_worker_with_code_and_data_from_the_job(
     cluster: Cluster, fruit: dict[str, Path]
 ) -> None:

@@ -472,12 +472,17 @@ def _missing_module(exc: BaseException) -> str | None:
 
 
 def _connect_sentence(address: str, exc: BaseException) -> str:
-    text = f"Cannot connect to the Ray cluster at {address}: {_first_line(exc)}"
+    text = f"Cannot connect to the Ray cluster at {address}: {_first_line(exc).rstrip('.')}"
     if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
         # Ray 2.60 clusters check a token, and an explicit address never turns it on.
         text += (
             " (if the cluster uses token authentication, set RAY_AUTH_MODE=token and give "
             "its token in RAY_AUTH_TOKEN_PATH, RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        )
+    else:
+        text += (
+            " (check that the token in RAY_AUTH_TOKEN_PATH, RAY_AUTH_TOKEN or "
+            "~/.ray/auth_token is the cluster's)"
         )
     return text + "."
 
