@@ -121,9 +121,14 @@ def test_digits_search_writes_the_chosen_model_beside_train_py(digits: dict[str,
     assert saved["front"] == result["front"] and saved["chosen"] == result["chosen"]
 
 
-def test_ray_engine_finds_what_the_local_engine_found(digits: dict[str, Any]) -> None:
+def test_ray_engine_finds_what_the_local_engine_found(
+    digits: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ray
 
+    # Ray 2.60 turns token authentication on for a new local Ray and writes its token to
+    # ~/.ray/auth_token: the test's own home, not the user's.
+    monkeypatch.setenv("HOME", str(tmp_path))
     ray.init(
         address="local",  # a new head in this process, on loopback
         num_cpus=2,
