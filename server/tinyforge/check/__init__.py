@@ -29,6 +29,8 @@ class RuntimeCosts:
     tflm_ram: int
     op_flash: dict[str, int]
     op_flash_default: int
+    # The core whose TFLM figures were measured (bench/device.py), or None: all estimates.
+    measured_core: str | None = None
 
     def ops_flash(self, ops: list[str]) -> int:
         return sum(self.op_flash.get(op, self.op_flash_default) for op in sorted(set(ops)))
@@ -40,18 +42,42 @@ def _costs_table() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+def _family_core(family: str) -> str | None:
+    """The emulated core of a family's boards (they share one core), for measured figures."""
+    from tinyforge.boards import all_boards
+    from tinyforge.device.cores import core_for_board
+
+    for board in all_boards():
+        if board.family == family:
+            core = core_for_board(board)
+            return core.name if core is not None else None
+    return None
+
+
 def runtime_costs(family: str) -> RuntimeCosts:
     table = _costs_table()
     base = dict(table["default"])
     base.update(table.get("families", {}).get(family, {}))
+    op_flash = {k: int(v) for k, v in base["op_flash"].items()}
+    core = _family_core(family)
+    measured = table.get("cores", {}).get(core) if core else None
+    if measured:
+        # TFLM's own code on the family's core, measured by bench/device.py (CMSIS-NN kernels):
+        # the framework, the largest CMSIS-NN share seen and each measured kernel.
+        base["tflm_flash"] = int(measured["tflm_flash"]) + int(
+            measured.get("kernel_library_flash", 0)
+        )
+        base["tflm_ram"] = int(measured["tflm_ram"])
+        op_flash.update({k: int(v) for k, v in measured.get("op_flash", {}).items()})
     return RuntimeCosts(
         family=family,
         app_flash=int(base["app_flash"]),
         app_ram=int(base["app_ram"]),
         tflm_flash=int(base["tflm_flash"]),
         tflm_ram=int(base["tflm_ram"]),
-        op_flash={k: int(v) for k, v in base["op_flash"].items()},
+        op_flash=op_flash,
         op_flash_default=int(base["op_flash_default"]),
+        measured_core=core if measured else None,
     )
 
 

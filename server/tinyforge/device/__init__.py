@@ -23,7 +23,7 @@ from tinyforge.device.cache import compiler_version
 from tinyforge.device.cores import CORES, Core, core_for_board, why_not_emulated
 from tinyforge.device.mapfile import flash_bytes, parse_map, ram_bytes
 from tinyforge.device.report import DeviceReport, TflmInfo
-from tinyforge.device.run import RunResult, run_firmware, smallest_arena
+from tinyforge.device.run import RunResult, record_allocations, run_firmware, smallest_arena
 from tinyforge.device.source import TflmSource, TflmSourceError, find_source
 from tinyforge.errors import StageError, TinyForgeError
 from tinyforge.progress import NullProgress, Progress
@@ -102,10 +102,15 @@ def verify_project(
         )
     artifacts = project_dir / ARTIFACTS_DIR
     report = _read_json(project_dir / "report.json")
-    sample, test_x, test_y = _samples(artifacts, samples)
+    sample, parts, sample_sources = _samples(artifacts, samples)
     from tinyforge.memory.measure import prepare_inputs
 
-    test_batch = prepare_inputs(model, test_x, model_path.name) if len(test_x) else None
+    test_batch = (
+        np.concatenate([prepare_inputs(model, x, model_path.name) for x, _ in parts])
+        if parts
+        else None
+    )
+    test_y = np.concatenate([y for _, y in parts]) if parts else np.zeros(0, dtype=np.int64)
     input_bytes = model.input_tensors[0].nbytes
     host_arena = int(host_arena or report.get("arena_bytes") or 0)
 
@@ -147,6 +152,11 @@ def verify_project(
         work=work,
         cancel=cancel,
     )
+    from tinyforge.memory.measure import parse_allocation_report
+
+    recorded, kinds = parse_allocation_report(
+        record_allocations(build.elf, core, firmware_arena or smallest, work, cancel)
+    )
 
     progress.update(0.85, "comparing every output with the host TFLM interpreter")
     shape = model.input_tensors[0].shape
@@ -164,9 +174,13 @@ def verify_project(
         build=build,
         run=run,
         samples=n,
+        sample_sources=sample_sources,
         comparison=comparison,
         static_target=static_target,
         smallest=smallest,
+        recorded=recorded,
+        kinds={name: kind.used for name, kind in kinds.items()},
+        static_parts=_static_parts(model),
     )
 
 
@@ -207,20 +221,42 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _samples(artifacts: Path, count: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """The sketch's own sample, and up to `count` test samples with their labels."""
+def _samples(
+    artifacts: Path, count: int
+) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]], str]:
+    """The sketch's own sample, and `count` labelled samples: the test split first, topped up
+    from the validation and training splits when the test split is smaller (and said so)."""
     sample = None
     if (artifacts / "sample_input.npy").is_file():
         sample = np.load(artifacts / "sample_input.npy", allow_pickle=False)
-    x = np.zeros((0,), dtype=np.float32)
-    y = np.zeros((0,), dtype=np.int64)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    taken: dict[str, int] = {}
+    splits: dict[str, np.ndarray] = {}
+    if (artifacts / "splits.npz").is_file():
+        with np.load(artifacts / "splits.npz", allow_pickle=False) as data:
+            splits = {key: data[key] for key in data.files}
+    test_x = None
     if (artifacts / "test_inputs.npy").is_file():
-        x = np.load(artifacts / "test_inputs.npy", allow_pickle=False)[:count]
-        if (artifacts / "splits.npz").is_file():
-            with np.load(artifacts / "splits.npz", allow_pickle=False) as splits:
-                if "y_test" in splits:
-                    y = splits["y_test"][: len(x)]
-    return sample, x, y
+        test_x = np.load(artifacts / "test_inputs.npy", allow_pickle=False)
+    elif "x_test" in splits:
+        test_x = splits["x_test"]
+    for name, x in (
+        ("test", test_x),
+        ("validation", splits.get("x_val")),
+        ("training", splits.get("x_train")),
+    ):
+        left = count - sum(taken.values())
+        if x is None or left <= 0 or not len(x):
+            continue
+        y = splits.get(
+            f"y_{'val' if name == 'validation' else 'train' if name == 'training' else 'test'}"
+        )
+        if y is None or len(y) != len(x):
+            y = np.full(len(x), -1, dtype=np.int64)
+        parts.append((x[:left], y[:left]))
+        taken[name] = min(left, len(x))
+    where = ", ".join(f"{n} {name}" for name, n in taken.items())
+    return sample, parts, where
 
 
 def _check_run(run: RunResult, expected: int, core: Core) -> None:
@@ -278,13 +314,15 @@ def _compare(
     out.max_diff = float(np.max(np.abs(device.astype(np.float64) - host.astype(np.float64))))
     out.argmax = round(100.0 * float(np.mean(device.argmax(1) == host.argmax(1))), 2)
     out.compared_with = "the host TFLM interpreter (tflite-micro, reference kernels)"
-    if len(labels):
+    known = labels >= 0
+    if known.any():
         tensor = model.output_tensors[0]  # type: ignore[attr-defined]
         values = device[1 : 1 + len(labels)].astype(np.float32)
         if tensor.scale and tensor.dtype in ("int8", "uint8", "int16"):
             values = (values - tensor.zero_point[0]) * tensor.scale[0]
         threshold = _threshold(model_path.parent)
-        out.accuracy = round(float(np.mean(decide(values, threshold) == labels)), 4)
+        right = decide(values, threshold) == labels
+        out.accuracy = round(float(np.mean(right[known])), 4)
     return out
 
 
@@ -292,6 +330,14 @@ def _threshold(project_dir: Path) -> float | None:
     metrics = _read_json(project_dir / "artifacts" / "metrics.json")
     value = metrics.get("threshold")
     return float(value) if value is not None else None
+
+
+def _static_parts(model: object) -> dict[str, int]:
+    """The static 32-bit simulation's arena: head and tail bytes per kind."""
+    from tinyforge.memory.estimate import estimate_model
+
+    target = estimate_model(model).target  # type: ignore[arg-type]
+    return {"head": target.head_bytes, **target.tail_parts}
 
 
 def _static_target(model: object) -> int:
@@ -343,9 +389,13 @@ def _device_report(
     build: FirmwareBuild,
     run: RunResult,
     samples: int,
+    sample_sources: str,
     comparison: _Comparison,
     static_target: int,
     smallest: int,
+    recorded: dict[str, int],
+    kinds: dict[str, int],
+    static_parts: dict[str, int],
 ) -> DeviceReport:
     from tinyforge.check import runtime_costs
 
@@ -375,6 +425,7 @@ def _device_report(
         tflm_objects=build.tflm_objects,
         run_seconds=round(run.seconds, 2),
         samples=samples,
+        sample_sources=sample_sources,
         compared_with=comparison.compared_with,
         outputs_identical_percent=comparison.identical,
         outputs_max_abs_diff=comparison.max_diff,
@@ -385,7 +436,13 @@ def _device_report(
         arena_smallest_bytes=smallest,
         arena_firmware_bytes=int(firmware_arena),
         arena_static_target_bytes=static_target,
-        arena_note=_arena_note(smallest, static_target, kernels, source, int(firmware_arena)),
+        arena_note=_arena_note(
+            smallest, static_target, kernels, source, int(firmware_arena), kinds, static_parts
+        ),
+        arena_head_bytes=recorded.get("head", 0),
+        arena_tail_bytes=recorded.get("tail", 0),
+        arena_tail_kinds=kinds,
+        arena_static_parts=static_parts,
         flash=flash,
         ram=ram,
         kernel_flash=kernel_flash,
@@ -404,7 +461,50 @@ def _device_report(
     )
 
 
-def _arena_note(smallest: int, static: int, kernels: str, source: TflmSource, firmware: int) -> str:
+# The static simulation's tail parts (memory/tail.py) and the kinds TFLM's recording allocator
+# reports on the target, grouped so that each group is the same memory on both sides.
+_KIND_GROUPS = {
+    "kernel data (OpData, builtin options)": (
+        ("kernel OpData", "builtin options", "input/output tensor lists"),
+        ("Persistent buffer data",),
+    ),
+    "TfLiteEvalTensor": (("TfLiteEvalTensor",), ("TfLiteEvalTensor data",)),
+    "NodeAndRegistration": (("NodeAndRegistration",), ("NodeAndRegistration struct",)),
+    "persistent TfLiteTensor": (
+        ("persistent TfLiteTensor", "persistent TfLiteTensor quantization"),
+        ("Persistent TfLiteTensor data", "Persistent TfLiteTensor quantization data"),
+    ),
+}
+
+
+def _kind_differences(kinds: dict[str, int], static_parts: dict[str, int]) -> list[str]:
+    """'group static S vs target T' for each part of the arena the two disagree on."""
+    if not kinds or not static_parts:
+        return []
+    out = []
+    head = static_parts.get("head")
+    for group, (static_names, target_names) in _KIND_GROUPS.items():
+        static = sum(static_parts.get(n, 0) for n in static_names)
+        target = sum(kinds.get(n, 0) for n in target_names)
+        if static != target:
+            out.append(f"{group} {static:,} static vs {target:,} on the target")
+    if head is not None and "allocator objects" in static_parts:
+        out.append(
+            f"TFLM's allocator objects {static_parts['allocator objects']:,} static (host "
+            "sizes of the recording classes)"
+        )
+    return out
+
+
+def _arena_note(
+    smallest: int,
+    static: int,
+    kernels: str,
+    source: TflmSource,
+    firmware: int,
+    kinds: dict[str, int] | None = None,
+    static_parts: dict[str, int] | None = None,
+) -> str:
     diff = smallest - static
     parts: list[str] = []
     if diff == 0:
@@ -422,9 +522,11 @@ def _arena_note(smallest: int, static: int, kernels: str, source: TflmSource, fi
             why += f", and {source.name} lays out the arena as an older TFLM"
         parts.append(f"the target needs {diff:,} bytes more than the static estimate: {why}")
     else:
+        differences = _kind_differences(kinds or {}, static_parts or {})
+        detail = f" ({'; '.join(differences)})" if differences else ""
         parts.append(
             f"the target needs {-diff:,} bytes less than the static estimate, which keeps host "
-            "sizes for what it does not simulate (an upper bound by design)"
+            f"sizes for the structs it has no 32-bit figures for{detail}: an upper bound by design"
         )
     if firmware and smallest:
         if firmware < smallest:

@@ -30,7 +30,8 @@ class DeviceReport(BaseModel):
     tflm_objects: int
     run_seconds: float
 
-    samples: int  # test samples run (besides the sketch's own sample)
+    samples: int  # samples run besides the sketch's own
+    sample_sources: str = ""  # "64 test", or "10 test, 22 validation" for a small test split
     compared_with: str
     outputs_identical_percent: float
     outputs_max_abs_diff: float  # in the output's own units (int8 steps, or float)
@@ -43,6 +44,12 @@ class DeviceReport(BaseModel):
     arena_firmware_bytes: int  # kTensorArenaSize as compiled into the firmware
     arena_static_target_bytes: int  # TinyForge's static 32-bit estimate
     arena_note: str
+    # RecordingMicroAllocator on the target, at the firmware's arena size, and the static
+    # simulation's parts (head, tail per kind) it is compared with.
+    arena_head_bytes: int = 0
+    arena_tail_bytes: int = 0
+    arena_tail_kinds: dict[str, int] = Field(default_factory=dict)
+    arena_static_parts: dict[str, int] = Field(default_factory=dict)
 
     flash: dict[str, int]  # model, TFLM runtime, kernels, CMSIS-NN, application (this image)
     ram: dict[str, int]  # tensor arena, TFLM runtime, application (static RAM)

@@ -33,6 +33,7 @@ class RunResult:
     arena_probe_used: int | None = None
     sketch_arena_print: tuple[int, int] | None = None  # "tensor arena used: N of M"
     serial: list[str] = field(default_factory=list)  # the sketch's own lines
+    allocations: str = ""  # a record run: RecordingMicroAllocator's report on this core
     problems: list[str] = field(default_factory=list)  # halted, fault, no-invoke, …
     finished: bool = False
     seconds: float = 0.0
@@ -40,6 +41,7 @@ class RunResult:
 
 def parse_run(text: str) -> RunResult:
     result = RunResult()
+    recording: list[str] | None = None
     for raw in text.splitlines():
         line = raw.rstrip("\r")
         m = _INSNS.match(line)
@@ -47,6 +49,9 @@ def parse_run(text: str) -> RunResult:
             result.instructions.append(int(m.group(1)))
             continue
         m = _MARK.match(line)
+        if recording is not None and not (m and m.group(1) == "record"):
+            recording.append(line)
+            continue
         if not m:
             if line.strip() == "HALTED":  # TFLM's TFLITE_ABORT: it never returns
                 result.problems.append("TFLM halted (an assertion in TFLM or a kernel failed)")
@@ -70,8 +75,14 @@ def parse_run(text: str) -> RunResult:
                 result.arena_used = int(rest[0])
             elif kind == "probe" and rest and rest[0].startswith("size="):
                 fields = dict(item.split("=", 1) for item in rest if "=" in item)
+                int(fields["size"])
                 result.probe_ok = fields["ok"] == "1"
                 result.arena_probe_used = int(fields["used"])
+            elif kind == "record" and rest[:1] == ["begin"]:
+                recording = []
+            elif kind == "record" and rest[:1] == ["end"] and recording is not None:
+                result.allocations = "\n".join(recording)
+                recording = None
             elif kind == "done":
                 result.finished = True
             elif kind in ("halted", "fault", "no-invoke", "invoke-failed", "sample-mismatch"):
@@ -174,3 +185,14 @@ def probe_once(
     (probe_dir / "probe.txt").write_text(f"{size}\n", encoding="ascii")
     result = run_firmware(elf, core, cwd=probe_dir, cancel=cancel, count_instructions=False)
     return bool(result.probe_ok) and not result.problems
+
+
+def record_allocations(
+    elf: Path, core: Core, size: int, work: Path, cancel: threading.Event | None = None
+) -> str:
+    """RecordingMicroAllocator's per-kind report of the arena on this core ("" if none)."""
+    probe_dir = work / "probe"
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    (probe_dir / "probe.txt").write_text(f"{size} record\n", encoding="ascii")
+    result = run_firmware(elf, core, cwd=probe_dir, cancel=cancel, count_instructions=False)
+    return result.allocations

@@ -218,36 +218,63 @@ def _kit_date(root: Path) -> str:
 
 def load_arduino_library(lib: Path) -> TflmSource:
     """An Arduino packaging of TFLM: library.properties + src/ compiled whole by Arduino."""
-    src = lib / "src"
+    props = _properties(lib / "library.properties")
+    version = props.get("version", "?")
+    commit = _arduino_commit(lib) or version
+    return load_tree(
+        lib / "src",
+        kind="arduino",
+        name=f"{props.get('name', lib.name)} {version} ({commit[:7]})",
+        commit=commit,
+    )
+
+
+def load_tree(src: Path, *, kind: str = "tree", name: str = "", commit: str = "") -> TflmSource:
+    """A TFLM source tree without lists: every .cc/.cpp/.c under `src` (as an Arduino build, or
+    TFLM's create_tflm_tree.py export). Where an optimised kernel in kernels/cmsis_nn/ has a
+    reference twin in kernels/, the two kernel sets are told apart; where the reference one is
+    missing (the Arduino packaging replaced it), only the CMSIS-NN set can be built."""
     rels = []
     for dirpath, _dirs, names in os.walk(src):
-        for name in names:
-            if name.endswith((".cpp", ".cc", ".c")):
-                rel = Path(dirpath, name).relative_to(lib).as_posix()
-                if not _ARDUINO_SKIP.search(rel):
-                    rels.append(Path(rel).relative_to("src").as_posix())
+        for filename in names:
+            if filename.endswith((".cpp", ".cc", ".c")):
+                rel = Path(dirpath, filename).relative_to(src).as_posix()
+                if not _ARDUINO_SKIP.search("src/" + rel):
+                    rels.append(rel)
     rels.sort()
     kernel = [r for r in rels if r.startswith(_KERNELS_DIR)]
     third = [r for r in rels if r.startswith("third_party/") and r.endswith(".c")]
     core = [r for r in rels if r not in kernel and r not in third]
-    props = _properties(lib / "library.properties")
-    version = props.get("version", "?")
-    commit = _arduino_commit(lib) or version
+    optimised = [r for r in kernel if r.startswith(_KERNELS_DIR + "cmsis_nn/")]
+    plain = [r for r in kernel if r.count("/") == _KERNELS_DIR.count("/")]
+    plain_stems = {Path(r).stem for r in plain}
+    optimised_stems = {Path(r).stem for r in optimised}
+    kernel_srcs = {
+        "cmsis_nn": _files(
+            src, optimised + [r for r in plain if Path(r).stem not in optimised_stems]
+        )
+    }
+    kernels: tuple[str, ...] = ("cmsis_nn",) if optimised else ()
+    if optimised_stems <= plain_stems:
+        kernel_srcs["reference"] = _files(src, plain)
+        kernels += ("reference",)
+    if not optimised:
+        kernel_srcs["cmsis_nn"] = []
+    if not kernels:
+        raise TflmSourceError(f"{src} has no TFLM kernels (tensorflow/lite/micro/kernels/).")
     tp = src / "third_party"
     includes = [src, tp / "flatbuffers" / "include", tp / "gemmlowp", tp / "ruy"]
     includes += [tp / "cmsis", tp / "cmsis_nn", tp / "cmsis" / "CMSIS" / "Core" / "Include"]
     includes.append(tp / "cmsis_nn" / "Include")
-    # The packaging replaces the reference kernels with CMSIS-NN ones where it has them: it
-    # builds one kernel set only.
     return TflmSource(
-        kind="arduino",
+        kind=kind,
         root=src,
-        name=f"{props.get('name', lib.name)} {version} ({commit[:7]})",
-        commit=commit,
-        kernels=("cmsis_nn",),
+        name=name or f"TFLM tree {src}",
+        commit=commit or "unknown",
+        kernels=kernels,
         include_dirs=[p for p in includes if p.is_dir()],
         _core=_files(src, core),
-        _kernel_srcs={"cmsis_nn": _files(src, kernel)},
+        _kernel_srcs=kernel_srcs,
         _third_party={"cmsis_nn": _files(src, third)},
     )
 
@@ -280,9 +307,12 @@ def load_source(path: Path) -> TflmSource:
         return load_arduino_library(path)
     if (path / "src" / "tensorflow" / "lite" / "micro").is_dir():
         return load_arduino_library(path)
+    if (path / "tensorflow" / "lite" / "micro").is_dir():
+        return load_tree(path)
     raise TflmSourceError(
-        f"{path} is not a TFLM source tree: expected a TFLM kit (with lists/core_srcs.txt) or "
-        "an Arduino TFLM library (library.properties and src/tensorflow/lite/micro)."
+        f"{path} is not a TFLM source tree: expected a TFLM kit (with lists/core_srcs.txt), an "
+        "Arduino TFLM library (library.properties and src/tensorflow/lite/micro) or a TFLM "
+        "tree (tensorflow/lite/micro)."
     )
 
 

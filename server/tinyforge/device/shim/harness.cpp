@@ -18,6 +18,7 @@
 #include "harness.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/micro/recording_micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 #include "tinyforge_ops.h"
 
@@ -60,14 +61,30 @@ void print_tensor(unsigned index, const TfLiteTensor* t) {
   g_line_start = true;
 }
 
-bool allocates(size_t size, uint8_t* arena, bool invoke, size_t* used) {
-  static tflite::MicroMutableOpResolver<TINYFORGE_NUM_OPS> resolver;
+tflite::MicroMutableOpResolver<TINYFORGE_NUM_OPS>& resolver() {
+  static tflite::MicroMutableOpResolver<TINYFORGE_NUM_OPS> ops;
   static bool registered = false;
   if (!registered) {
-    TINYFORGE_REGISTER_OPS(resolver);
+    TINYFORGE_REGISTER_OPS(ops);
     registered = true;
   }
-  tflite::MicroInterpreter interpreter(tflite::GetModel(g_model_data), resolver, arena, size);
+  return ops;
+}
+
+// The arena on this core, kind by kind (RecordingMicroAllocator::PrintAllocations).
+void record_allocations(size_t size, uint8_t* arena) {
+  tflite::RecordingMicroInterpreter interpreter(tflite::GetModel(g_model_data), resolver(), arena,
+                                                size);
+  const bool ok = interpreter.AllocateTensors() == kTfLiteOk;
+  mark("record begin ok=%d", ok ? 1 : 0);
+  fflush(stdout);
+  interpreter.GetMicroAllocator().PrintAllocations();
+  fflush(stderr);
+  mark("record end");
+}
+
+bool allocates(size_t size, uint8_t* arena, bool invoke, size_t* used) {
+  tflite::MicroInterpreter interpreter(tflite::GetModel(g_model_data), resolver(), arena, size);
   bool ok = interpreter.AllocateTensors() == kTfLiteOk;
   if (ok && invoke) ok = interpreter.Invoke() == kTfLiteOk;
   if (ok && used != nullptr) *used = interpreter.arena_used_bytes();
@@ -77,7 +94,7 @@ bool allocates(size_t size, uint8_t* arena, bool invoke, size_t* used) {
 // One probe run: does this arena size allocate and run the model on this core? A separate
 // emulator run per size, because a too-small arena can make a kernel's Prepare() end in
 // TFLITE_ABORT (which halts forever): TinyForge stops such a run when it prints HALTED.
-int probe_arena(size_t size) {
+int probe_arena(size_t size, bool record) {
   uint8_t* raw = static_cast<uint8_t*>(malloc(size + 16));
   if (raw == nullptr) {
     mark("probe size=%u ok=0 used=0 no-memory", static_cast<unsigned>(size));
@@ -85,6 +102,11 @@ int probe_arena(size_t size) {
   }
   uint8_t* arena = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + 15) & ~uintptr_t{15});
   g_probing = true;
+  if (record) {
+    record_allocations(size, arena);
+    g_probing = false;
+    return 0;
+  }
   size_t used = 0;
   const bool ok = allocates(size, arena, true, &used);
   g_probing = false;
@@ -143,9 +165,10 @@ int main() {
   FILE* probe = fopen("probe.txt", "r");
   if (probe != nullptr) {
     unsigned long size = 0;
-    const int read = fscanf(probe, "%lu", &size);
+    char mode[16] = "";
+    const int read = fscanf(probe, "%lu %15s", &size, mode);
     fclose(probe);
-    if (read == 1) return probe_arena(size);
+    if (read >= 1) return probe_arena(size, strcmp(mode, "record") == 0);
   }
   mark("setup");
   setup();
