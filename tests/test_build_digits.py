@@ -69,7 +69,8 @@ def test_report_figures(digits_project: tuple[Path, subprocess.CompletedProcess[
     assert report["budget"] == {"ram_bytes": 262144, "flash_bytes": 983040}
     assert report["ram_bytes_estimate"] > report["arena_bytes_target"]
     assert report["flash_bytes_estimate"] > report["model_bytes"]
-    assert set(report["stage_seconds"]) == {"train", "convert", "verify", "emit", "report"}
+    stages = {"train", "convert", "verify", "emit", "device", "report"}
+    assert set(report["stage_seconds"]) == stages
 
 
 def test_model_is_full_int8(digits_project: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
