@@ -22,6 +22,7 @@ from tinyforge.generate.architecture import (
 )
 from tinyforge.generate.files import WriteResult, write_generated
 from tinyforge.generate.render_cpp import cpp_comment, cpp_string
+from tinyforge.generate.render_python import ini_value, py_comment, py_docstring, py_literal
 from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec, Task
 
 ARTIFACTS_DIR = "artifacts"
@@ -44,6 +45,11 @@ def _env() -> jinja2.Environment:
     # Values in C++ files: literals and comments no label can break out of (render_cpp.py).
     env.filters["cpp_string"] = cpp_string
     env.filters["cpp_comment"] = cpp_comment
+    # Values in train.py and platformio.ini: literals, docstrings, comments (render_python.py).
+    env.filters["py"] = py_literal
+    env.filters["py_docstring"] = py_docstring
+    env.filters["py_comment"] = py_comment
+    env.filters["ini"] = ini_value
     return env
 
 
@@ -162,22 +168,19 @@ def render_train_script(
         board=board,
         request=spec.request,
         artifacts_dir=ARTIFACTS_DIR,
-        input_shape=repr(tuple(spec.input_shape)),
-        # Python list literals: repr keeps "🍎" one character (json.dumps would write a
-        # surrogate pair, two characters in Python) and escapes quotes and backslashes.
-        classes=repr([str(c) for c in classes]) if classes else "None",
+        # Raw values: the templates render each one with the `py` filter (render_python.py).
+        input_shape=tuple(spec.input_shape),
+        classes=[str(c) for c in classes] if classes else None,
         dataset_path=spec.dataset.path,
         label_column=spec.dataset.label_column or "label",
-        features=repr([str(f) for f in spec.dataset.features])
-        if spec.dataset.features
-        else "None",
-        # A Python string literal (repr) or None: the class that gathers the data's other labels.
-        other_class=repr(str(spec.dataset.other_class)) if spec.dataset.other_class else "None",
+        features=[str(f) for f in spec.dataset.features] if spec.dataset.features else None,
+        # The class that gathers the data's other labels, or None.
+        other_class=str(spec.dataset.other_class) if spec.dataset.other_class else None,
         layers=layers,
         uses_normalizer=any(layer.kind == "Normalization" for layer in arch.layers),
-        normalizer_axis="None" if spec.task is Task.KEYWORD_SPOTTING else "-1",
+        normalizer_axis=None if spec.task is Task.KEYWORD_SPOTTING else -1,
         audio=spec.task is Task.KEYWORD_SPOTTING,
-        arch_summary=_wrap_docstring(summary),
+        arch_summary=_wrap_docstring(summary),  # lines; the template escapes each
     )
 
 
@@ -195,7 +198,7 @@ def render_platformio_ini(spec: ProjectSpec, board: Board) -> str:
     )
 
 
-def _wrap_docstring(text: str, width: int = 92) -> str:
+def _wrap_docstring(text: str, width: int = 92) -> list[str]:
     words, lines, line = text.split(), [], ""
     for word in words:
         if line and len(line) + 1 + len(word) > width:
@@ -204,7 +207,7 @@ def _wrap_docstring(text: str, width: int = 92) -> str:
         else:
             line = f"{line} {word}".strip()
     lines.append(line)
-    return "\n    ".join(lines)
+    return lines
 
 
 def write_project(spec: ProjectSpec, project_dir: Path, *, force: bool = False) -> WriteResult:
