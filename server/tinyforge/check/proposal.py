@@ -1,6 +1,8 @@
 """Code an LLM proposes (a model architecture, an edited train.py), checked before it trains.
 
-Nothing here runs the code. It is parsed (AST), its imports are held to a short list, and each
+Nothing here runs the code. It is parsed (AST), its imports are held to a short list, what it
+changes in train.py is held to an allow-list (a model-building function may hold Keras layer
+constructors, arithmetic, literals, loops over literals and train.py's constants), and each
 Keras model in it goes through the same static estimator the editor uses (int8 shapes, arena,
 flash) and the same budget check as a build, against the TFLM op list TFLM itself reported.
 Every problem is one sentence with the figures, ready to be sent back to the LLM:
@@ -108,6 +110,263 @@ def _import_problems(tree: ast.AST, allowed: set[str]) -> list[str]:
     return problems
 
 
+# --- What proposed code may contain ------------------------------------------------------------
+# A model-building function (build_model, build_models, or a function the proposal adds) is held
+# to an allow-list: Keras layer constructors, arithmetic, literals, loops over literals and the
+# constants train.py defines. Other code the proposal changes (a repair of main or load_data) is
+# held to the import list and may not reach code-running builtins, dunders or the shell.
+MODEL_FUNCTIONS = frozenset({"build_model", "build_models"})
+KERAS_ROOTS = frozenset({"keras", "layers", "tf"})
+# NumPy arithmetic a model function may use (constant weights, sizes).
+NUMPY_FUNCTIONS = frozenset({"full", "ones", "zeros", "prod", "sqrt", "float32", "int8", "array"})
+SAFE_BUILTINS = frozenset(
+    {"range", "len", "int", "float", "bool", "min", "max", "abs", "round", "tuple", "list", "sum"}
+)
+# Methods a model function may call on its own locals (a layer, a tensor, a normalizer).
+LOCAL_METHODS = frozenset({"adapt", "add", "shape", "set_weights", "output", "input", "summary"})
+# Names no proposed code may use: they run or reach code without an import.
+FORBIDDEN_NAMES = frozenset(
+    {
+        *FORBIDDEN_CALLS,
+        "getattr",
+        "setattr",
+        "delattr",
+        "globals",
+        "locals",
+        "vars",
+        "open_code",
+        "__builtins__",
+        "__loader__",
+        "__spec__",
+        "importlib",
+    }
+)
+ALLOWED_DUNDERS = frozenset({"__name__", "__file__"})
+# What other changed code may use of os and sys (train.py's own uses).
+OS_ATTRIBUTES = frozenset({"environ", "getenv", "path", "makedirs", "fspath", "sep", "cpu_count"})
+SYS_ATTRIBUTES = frozenset({"argv", "exit", "stderr", "stdout", "version_info"})
+_MODEL_NODES = (
+    ast.arguments,
+    ast.arg,
+    ast.keyword,
+    ast.Return,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.Expr,
+    ast.For,
+    ast.If,
+    ast.Pass,
+    ast.Call,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.Name,
+    ast.Constant,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.Starred,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.ListComp,
+    ast.comprehension,
+    ast.expr_context,
+    ast.operator,
+    ast.unaryop,
+    ast.boolop,
+    ast.cmpop,
+    ast.Import,
+    ast.ImportFrom,
+    ast.alias,
+)
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__") and len(name) > 4
+
+
+def _dotted(node: ast.AST) -> list[str] | None:
+    """`a.b.c` as ["a", "b", "c"]; None when the chain does not start at a name."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return [node.id, *reversed(parts)]
+
+
+def _is_literal_iterable(node: ast.AST) -> bool:
+    """A list or tuple of constants, or range() of constants and names: a loop over literals."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return all(isinstance(e, ast.Constant) for e in node.elts)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+        return not node.keywords and all(
+            isinstance(a, (ast.Constant, ast.Name, ast.BinOp)) for a in node.args
+        )
+    return False
+
+
+def _allowed_chain(chain: list[str], local: set[str]) -> bool:
+    """A method of a local (`normalizer.adapt`) or NumPy arithmetic (`np.full`)."""
+    if chain[0] in local:
+        return len(chain) == 2 and chain[1] in LOCAL_METHODS
+    return chain[0] in {"np", "numpy"} and len(chain) == 2 and chain[1] in NUMPY_FUNCTIONS
+
+
+def _module_constants(tree: ast.Module) -> set[str]:
+    """The names train.py defines at module level by assignment (INPUT_SHAPE, CLASSES, …)."""
+    names: set[str] = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name):
+                    names.add(sub.id)
+    return names
+
+
+def _model_function_problems(func: ast.FunctionDef, constants: set[str]) -> list[str]:
+    """What a model-building function contains beyond the allow-list."""
+    problems: list[str] = []
+
+    def bad(node: ast.AST, what: str) -> None:
+        problems.append(
+            f"line {getattr(node, 'lineno', func.lineno)}: {what} is not allowed in {func.name}()"
+        )
+
+    if func.decorator_list:
+        bad(func, "a decorator")
+    local: set[str] = {
+        a.arg for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
+    }
+    for extra in (func.args.vararg, func.args.kwarg):
+        if extra is not None:
+            local.add(extra.arg)
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            local.add(node.id)
+        elif isinstance(node, ast.alias):
+            local.add((node.asname or node.name).split(".")[0])
+    annotations = {
+        id(sub)
+        for a in ast.walk(func.args)
+        if isinstance(a, ast.arg) and a.annotation is not None
+        for sub in ast.walk(a.annotation)
+    }
+    if func.returns is not None:
+        annotations |= {id(sub) for sub in ast.walk(func.returns)}
+    known = local | constants | SAFE_BUILTINS | KERAS_ROOTS | {"np", "numpy"}
+    for node in ast.walk(func):
+        if node is func or id(node) in annotations:
+            if isinstance(node, ast.Call):
+                bad(node, "a call in an annotation")
+            continue
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            bad(node, "a nested function or class")
+        elif not isinstance(node, _MODEL_NODES):
+            bad(node, f"'{type(node).__name__}'")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            continue  # held to keras and tensorflow.keras below
+        elif isinstance(node, ast.Name):
+            if _is_dunder(node.id) or node.id in FORBIDDEN_NAMES:
+                bad(node, f"the name '{node.id}'")
+            elif node.id not in known:
+                bad(
+                    node, f"the name '{node.id}' (not a Keras name, a local or a train.py constant)"
+                )
+        elif isinstance(node, ast.Attribute):
+            chain = _dotted(node)
+            if _is_dunder(node.attr):
+                bad(node, f"the attribute '{node.attr}'")
+            elif chain is None:
+                if node.attr not in LOCAL_METHODS:  # e.g. layers.Dense(4)(x).shape
+                    bad(node, f"the attribute '.{node.attr}'")
+            elif chain[0] in KERAS_ROOTS:
+                if chain[0] == "tf" and chain[1:2] != ["keras"]:
+                    bad(node, f"'{'.'.join(chain)}' (of TensorFlow, only tf.keras)")
+            elif _allowed_chain(chain, local):
+                continue
+            elif len(chain) == 2:
+                bad(node, f"the attribute access '{'.'.join(chain)}'")
+        elif isinstance(node, ast.For | ast.comprehension):
+            if not _is_literal_iterable(node.iter):
+                bad(node.iter, "a loop over anything but a literal list or range()")
+            if isinstance(node, ast.For) and node.orelse:
+                bad(node, "for … else")
+    for name, line in _module_names(func):
+        parts = name.split(".")
+        if not (parts[0] == "keras" or parts[:2] == ["tensorflow", "keras"]):
+            problems.append(f"line {line}: import of '{name}' is not allowed in {func.name}()")
+    return problems
+
+
+def _general_problems(node: ast.AST) -> list[str]:
+    """Changed code outside the model functions: no code-running builtins, dunders or shell."""
+    problems: list[str] = []
+    for sub in ast.walk(node):
+        line = getattr(sub, "lineno", 0)
+        if isinstance(sub, ast.Name) and (
+            sub.id in FORBIDDEN_NAMES or (_is_dunder(sub.id) and sub.id not in ALLOWED_DUNDERS)
+        ):
+            problems.append(f"line {line}: the name '{sub.id}' is not allowed")
+        elif isinstance(sub, ast.Attribute):
+            chain = _dotted(sub)
+            if _is_dunder(sub.attr):
+                problems.append(f"line {line}: the attribute '{sub.attr}' is not allowed")
+            elif chain and len(chain) >= 2 and chain[0] == "os" and chain[1] not in OS_ATTRIBUTES:
+                problems.append(f"line {line}: os.{chain[1]} is not allowed")
+            elif chain and len(chain) >= 2 and chain[0] == "sys" and chain[1] not in SYS_ATTRIBUTES:
+                problems.append(f"line {line}: sys.{chain[1]} is not allowed")
+    return problems
+
+
+def _changed_nodes(tree: ast.Module, base_source: str | None) -> list[ast.stmt]:
+    """Top-level statements of `tree` that the project's train.py does not hold as they are."""
+    if not base_source:
+        return list(tree.body)
+    try:
+        base = ast.parse(base_source)
+    except SyntaxError:
+        return list(tree.body)
+    known = {ast.dump(node) for node in base.body}
+    return [node for node in tree.body if ast.dump(node) not in known]
+
+
+def _allow_list_problems(tree: ast.Module, base_source: str | None) -> list[str]:
+    base_names: set[str] = set()
+    if base_source:
+        try:
+            base_names = {
+                n.name for n in ast.parse(base_source).body if isinstance(n, ast.FunctionDef)
+            }
+        except SyntaxError:
+            base_names = set()
+    constants = _module_constants(tree)
+    problems: list[str] = []
+    for node in _changed_nodes(tree, base_source):
+        if isinstance(node, ast.FunctionDef) and (
+            node.name in MODEL_FUNCTIONS or (base_source and node.name not in base_names)
+        ):
+            problems += _model_function_problems(node, constants)
+        elif isinstance(node, ast.AsyncFunctionDef | ast.ClassDef) or (
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+        ):
+            if base_source:
+                problems.append(f"line {node.lineno}: new module-level code is not allowed")
+            else:
+                problems += _general_problems(node)
+        else:
+            problems += _general_problems(node)
+    return problems
+
+
 def spec_hints(spec: ProjectSpec, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Names a training script takes from the project (`num_classes`, INPUT_SHAPE)."""
     hints: dict[str, Any] = {"INPUT_SHAPE": tuple(spec.input_shape)}
@@ -144,6 +403,7 @@ def check_source(
         result.problems.append(f"the code does not parse: line {exc.lineno}: {exc.msg}")
         return result
     result.problems += _import_problems(tree, allowed_modules(base_source))
+    result.problems += _allow_list_problems(tree, base_source)
     try:
         models = find_models(source, spec_hints(spec, hints))
     except (SyntaxError, ValueError, RecursionError) as exc:
