@@ -365,6 +365,38 @@ def test_map_and_run_parsers_never_raise(digits: tuple[Path, dict]) -> None:
         map_text[: len(map_text) // 3],
     ):
         parse_map(garbage)
-    partial = parse_run("@@tinyforge out 0 9 zz\n@@tinyforge probe used=x\nlabel: 7\n")
+    partial = parse_run("@@tinyforge out 0 9 zz\n@@tinyforge probe size=x ok=1 used=2\nlabel: 7\n")
     assert partial.serial == ["label: 7"] and not partial.finished
     assert len(partial.problems) == 2
+
+
+def test_source_layouts_and_kernel_selection(tmp_path: Path) -> None:
+    """A kit, an Arduino library, and a bare TFLM tree (as TFLM's create_tflm_tree.py exports
+    it): each gives its kernel sets, and a model's operators select only their kernels."""
+    from tinyforge.device.source import TflmSourceError, load_source
+
+    ops = ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
+    kit = load_source(TFLM_KIT)
+    assert kit.kind == "kit" and set(kit.kernels) == {"cmsis_nn", "reference"}
+    chosen = kit.kernel_sources("cmsis_nn", ops)
+    assert set(chosen) == {*ops, "(shared)"}
+    assert any("cmsis_nn/conv" in s.rel for s in chosen["CONV_2D"])
+    assert any(s.rel.endswith("conv_common.cc") for s in chosen["CONV_2D"])
+    every = kit.third_party_sources("cmsis_nn")
+    reached = kit.third_party_sources("cmsis_nn", [s for f in chosen.values() for s in f])
+    assert 0 < len(reached) < len(every)
+    assert kit.missing_ops("cmsis_nn", [*ops, "NOT_AN_OP"]) == ["NOT_AN_OP"]
+
+    arduino = load_source(TFLM_ARDUINO)
+    assert arduino.kind == "arduino" and arduino.kernels == ("cmsis_nn",)
+
+    tree = tmp_path / "tflm-tree"
+    tree.mkdir()
+    (tree / "tensorflow").symlink_to(TFLM_KIT / "tensorflow")
+    (tree / "third_party").symlink_to(TFLM_KIT / "third_party")
+    bare = load_source(tree)
+    assert bare.kind == "tree" and set(bare.kernels) == {"cmsis_nn", "reference"}
+    reference = bare.kernel_sources("reference", ops)
+    assert not any("cmsis_nn/" in s.rel for f in reference.values() for s in f)
+    with pytest.raises(TflmSourceError, match="not a TFLM source tree"):
+        load_source(tmp_path)

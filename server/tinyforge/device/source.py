@@ -235,7 +235,7 @@ def load_tree(src: Path, *, kind: str = "tree", name: str = "", commit: str = ""
     reference twin in kernels/, the two kernel sets are told apart; where the reference one is
     missing (the Arduino packaging replaced it), only the CMSIS-NN set can be built."""
     rels = []
-    for dirpath, _dirs, names in os.walk(src):
+    for dirpath, _dirs, names in os.walk(src, followlinks=True):
         for filename in names:
             if filename.endswith((".cpp", ".cc", ".c")):
                 rel = Path(dirpath, filename).relative_to(src).as_posix()
@@ -255,7 +255,7 @@ def load_tree(src: Path, *, kind: str = "tree", name: str = "", commit: str = ""
         )
     }
     kernels: tuple[str, ...] = ("cmsis_nn",) if optimised else ()
-    if optimised_stems <= plain_stems:
+    if plain and optimised_stems <= plain_stems:
         kernel_srcs["reference"] = _files(src, plain)
         kernels += ("reference",)
     if not optimised:
