@@ -400,3 +400,28 @@ def test_source_layouts_and_kernel_selection(tmp_path: Path) -> None:
     assert not any("cmsis_nn/" in s.rel for f in reference.values() for s in f)
     with pytest.raises(TflmSourceError, match="not a TFLM source tree"):
         load_source(tmp_path)
+
+
+def test_tflm_source_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--tflm, then TINYFORGE_TFLM_DIR, then the project's .pio/libdeps, then the user's cache."""
+    from tinyforge.device.source import TflmSourceError, find_source
+
+    project = tmp_path / "project"
+    libdeps = project / ".pio" / "libdeps" / "nano33ble" / "Arduino_TensorFlowLite"
+    libdeps.parent.mkdir(parents=True)
+    libdeps.symlink_to(TFLM_ARDUINO)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TINYFORGE_CACHE_DIR", str(cache))
+    monkeypatch.setenv("TINYFORGE_TFLM_DIR", str(TFLM_KIT))
+    assert find_source(project, TFLM_ARDUINO).kind == "arduino"
+    assert find_source(project).kind == "kit"
+    monkeypatch.delenv("TINYFORGE_TFLM_DIR")
+    assert find_source(project).kind == "arduino"  # PlatformIO's copy of the board's library
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    cache.mkdir()
+    (cache / "tflm-source").symlink_to(TFLM_KIT)
+    assert find_source(bare).kind == "kit"
+    (cache / "tflm-source").unlink()
+    with pytest.raises(TflmSourceError, match="No TFLite Micro source found"):
+        find_source(bare)
