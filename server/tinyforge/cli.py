@@ -318,6 +318,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         print_convert_report(result.report)
     else:
         print_report(result.report)
+    device = result.report.get("device") or {}
+    if device.get("failed"):
+        # The project is built; its firmware did not build or run on the emulated core.
+        err_console.print(f"[bold red]error[/] (device): {escape(device['reason'])}")
+        return 2
     if not result.fits:
         err_console.print(f"Proposed fixes: [bold]tinyforge repair {args.project}[/]")
     if not result.fits:
@@ -1012,14 +1017,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except StageError as exc:
-        err_console.print(f"[bold red]error[/] ({exc.stage}): {exc}")
+        # escape: a message quotes user input ("[/red]" is a board name, not markup).
+        err_console.print(f"[bold red]error[/] ({escape(exc.stage)}): {escape(str(exc))}")
         if exc.log_tail and getattr(args, "verbose", False):
             err_console.print(exc.log_tail, markup=False)
         if args.command == "build":
             err_console.print(f"Proposed fixes: [bold]tinyforge repair {args.project}[/]")
         return 2
     except TinyForgeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         err_console.print("cancelled")

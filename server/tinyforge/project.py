@@ -27,11 +27,18 @@ class PioEnv:
         return self.options.get("board")
 
     def int_option(self, key: str) -> int | None:
+        """A positive size (`board_upload.maximum_*`); None when unset or not a number."""
         value = self.options.get(key, "").strip()
         try:
-            return int(value, 0) if value else None
+            number = int(value, 0) if value else None
         except ValueError:
             return None
+        if number is not None and number <= 0:
+            raise TinyForgeError(
+                f"platformio.ini [env:{self.name}] {key} = {value} is not a positive number "
+                "of bytes."
+            )
+        return number
 
 
 @dataclass

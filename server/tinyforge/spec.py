@@ -160,7 +160,15 @@ class ProjectSpec(_Strict):
             raise SpecError(
                 f"No {SPEC_FILENAME} in {project_dir}: create one with `tinyforge new`."
             )
-        return cls.from_toml_text(path.read_text(encoding="utf-8"), str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(
+                f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8."
+            ) from None
+        except OSError as exc:
+            raise SpecError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+        return cls.from_toml_text(text, str(path))
 
 
 class SpecError(TinyForgeError):

@@ -32,6 +32,8 @@ def request_at(text: str, rng: lsp.Range) -> tuple[str, bool] | None:
 
 
 def _slice(lines: list[str], rng: lsp.Range) -> str:
+    if rng.start.line >= len(lines):
+        return ""  # a stale range: the document has fewer lines now
     if rng.start.line == rng.end.line:
         line = lines[rng.start.line] if rng.start.line < len(lines) else ""
         return line[rng.start.character : rng.end.character]

@@ -243,6 +243,8 @@ def lens_text(a: Analysis) -> str | None:
 
 
 def code_lenses(server: TinyForgeServer, uri: str) -> list[lsp.CodeLens]:
+    if uri not in server.workspace.text_documents:
+        return []  # lenses are for open documents; a closed or deleted file has none
     document = server.workspace.get_text_document(uri)
     ctx = context_for(server.settings.board, uri)
     lenses = []

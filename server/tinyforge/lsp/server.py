@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from tinyforge import __version__
@@ -45,12 +50,63 @@ class Settings:
             self.claude_model = model.strip() or None
 
 
+REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid, answering it failed
+
+
+def one_sentence_errors(name: str, handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` answering an unexpected exception with one sentence (the traceback goes to the
+    server's log), never a -32603 reply that carries a traceback to the editor."""
+    if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
+        return handler
+
+    def failed(exc: Exception) -> JsonRpcException:
+        logging.getLogger(__name__).exception("%s failed", name)
+        from tinyforge.errors import TinyForgeError
+
+        if isinstance(exc, TinyForgeError):
+            return JsonRpcException(str(exc), code=REQUEST_FAILED)
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        return JsonRpcException(f"TinyForge could not answer {name}: {detail}.", REQUEST_FAILED)
+
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def answer_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await handler(*args, **kwargs)
+            except JsonRpcException:
+                raise
+            except Exception as exc:
+                raise failed(exc) from None
+
+        return answer_async
+
+    @functools.wraps(handler)
+    def answer(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except JsonRpcException:
+            raise
+        except Exception as exc:
+            raise failed(exc) from None
+
+    return answer
+
+
 class TinyForgeServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("tinyforge", __version__)
         self.settings = Settings()
         # Work-done progress token → cancel flag of the job behind it.
         self.jobs: dict[str, threading.Event] = {}
+
+    def feature(self, feature_name: str, options: Any | None = None) -> Callable[[Any], Any]:
+        register = super().feature(feature_name, options)
+        return lambda handler: register(one_sentence_errors(feature_name, handler))
+
+    def command(self, command_name: str) -> Callable[[Any], Any]:
+        register = super().command(command_name)
+        return lambda handler: register(one_sentence_errors(command_name, handler))
 
 
 def create_server() -> TinyForgeServer:
