@@ -272,6 +272,13 @@ def test_a_sketch_that_does_not_compile_names_the_file(
     assert result.returncode == 2
     assert "src/main.cpp does not compile against TFLM" in result.stderr
     assert "Traceback" not in result.stderr
+    # In a build, the trained model stays: only the firmware is said to be broken.
+    built = run_cli("build", str(project), env=KIT_ENV)
+    assert built.returncode == 2
+    assert "src/main.cpp does not compile" in built.stderr
+    report = json.loads((project / "report.json").read_text("utf-8"))
+    assert report["device"]["failed"] is True and report["figures"] == "estimated"
+    assert (project / "model.tflite").is_file()
 
 
 def test_esp32_is_said_and_keeps_the_estimate(digits: tuple[Path, dict], tmp_path: Path) -> None:

@@ -467,14 +467,20 @@ def _on_device(
     if reason is not None:
         progress.update(1.0, "skipped: " + reason)
         return {"measured": False, "reason": reason}
-    report = verify_project(
-        project_dir,
-        tflm=options.tflm,
-        progress=progress,
-        cancel=cancel,
-        host_arena=verified["arena"].arena_bytes,
-        static_target=verified["arena_bytes_target"],
-    )
+    try:
+        report = verify_project(
+            project_dir,
+            tflm=options.tflm,
+            progress=progress,
+            cancel=cancel,
+            host_arena=verified["arena"].arena_bytes,
+            static_target=verified["arena_bytes_target"],
+        )
+    except StageError as exc:
+        # The model and the project are good; the firmware (often the user's own main.cpp)
+        # is not: keep the build, say why, and let `tinyforge verify` check again after a fix.
+        progress.update(1.0, f"failed: {exc}")
+        return {"measured": False, "failed": True, "reason": str(exc)}
     progress.update(
         1.0,
         f"{report.headline}: outputs {report.outputs_identical_percent:g}% identical to host TFLM",
