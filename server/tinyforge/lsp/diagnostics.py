@@ -17,6 +17,7 @@ from tinyforge.boards import get_board, suggest_boards
 from tinyforge.errors import TinyForgeError
 from tinyforge.lsp.documents import context_for, doc_path, find_key_line, line_range
 from tinyforge.lsp.server import TinyForgeServer
+from tinyforge.memory.keras_source import MAX_SOURCE_CHARS
 from tinyforge.project import PLATFORMIO_INI, read_platformio_ini
 from tinyforge.spec import SPEC_FILENAME, ProjectSpec
 
@@ -230,6 +231,20 @@ def publish(server: TinyForgeServer, uri: str) -> None:
     from tinyforge.lsp.firmware import stored_diagnostics
 
     document = server.workspace.get_text_document(uri)
+    if len(document.source) > MAX_SOURCE_CHARS:
+        # One note instead of analyses that would hold every other request up.
+        found = [
+            _diag(
+                line_range(0),
+                f"TinyForge skips this file: {len(document.source):,} characters, over the "
+                f"{MAX_SOURCE_CHARS:,} it analyses.",
+                lsp.DiagnosticSeverity.Information,
+            )
+        ]
+        server.text_document_publish_diagnostics(
+            lsp.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=document.version)
+        )
+        return
     # The file's own checks, plus what the project's last PlatformIO build found in it.
     found = diagnostics_for(server, uri, document.source) + stored_diagnostics(server, uri)
     server.text_document_publish_diagnostics(

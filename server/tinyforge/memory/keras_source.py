@@ -55,6 +55,14 @@ POSITIONAL = {
     "Cropping2D": ("cropping",),
     "GaussianNoise": ("stddev",),
 }
+# The static pass's budget: the editor runs it on every keystroke, so a file of `X = X * X`
+# lines (each squaring the last) or `T = T + T` (each doubling a tuple) must end quickly. Past
+# these limits a value is Unknown ("too large to evaluate"), never computed.
+MAX_INT_BITS = 256  # sizes, shapes and counts are far smaller
+MAX_ITEMS = 10_000  # a tuple or list built by `+`
+MAX_STEPS = 200_000  # evaluations per find_models call
+# Sources longer than this are not analysed at all (the editor says so once).
+MAX_SOURCE_CHARS = 1_000_000
 INPUT_CALLS = {"Input", "InputLayer"}
 MODEL_CALLS = {"Model", "Functional"}
 SEQUENTIAL_CALLS = {"Sequential"}
@@ -113,28 +121,56 @@ def _call_name(node: ast.AST) -> str | None:
     return None
 
 
+class _Budget:
+    """Evaluation steps left for one find_models call, shared by every scope."""
+
+    def __init__(self, steps: int = MAX_STEPS) -> None:
+        self.steps = steps
+
+
+def _too_large(value: Any) -> bool:
+    if isinstance(value, int):
+        return value.bit_length() > MAX_INT_BITS
+    if isinstance(value, (tuple, list, str)):
+        return len(value) > MAX_ITEMS
+    return False
+
+
 class _Scope:
     """Constants visible to a model definition: module level, then the enclosing function."""
 
-    def __init__(self, hints: dict[str, Any]) -> None:
+    def __init__(self, hints: dict[str, Any], budget: _Budget | None = None) -> None:
         self.values: dict[str, Any] = dict(hints)
+        self.budget = budget or _Budget()
 
     def collect(self, body: list[ast.stmt]) -> None:
         for stmt in body:
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
                 target = stmt.targets[0]
                 if isinstance(target, ast.Name):
-                    value = self.eval(stmt.value)
-                    if not isinstance(value, Unknown):
-                        self.values[target.id] = value
+                    self._bind(target.id, self.eval(stmt.value))
             elif (
                 isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value
             ):
-                value = self.eval(stmt.value)
-                if not isinstance(value, Unknown):
-                    self.values[stmt.target.id] = value
+                self._bind(stmt.target.id, self.eval(stmt.value))
+
+    def _bind(self, name: str, value: Any) -> None:
+        if not isinstance(value, Unknown):
+            self.values[name] = value
+        elif isinstance(value.text, str) and value.text.startswith("(a value too large"):
+            # Past the budget the name holds no known value (not the last one that fitted).
+            self.values.pop(name, None)
 
     def eval(self, node: ast.AST) -> Any:
+        self.budget.steps -= 1
+        if self.budget.steps < 0:
+            return Unknown("(the file is too complex to evaluate statically)")
+        value = self._eval(node)
+        if _too_large(value):
+            return Unknown("(a value too large to evaluate statically)")
+        return value
+
+    def _eval(self, node: ast.AST) -> Any:
         try:
             return ast.literal_eval(node)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -152,6 +188,8 @@ class _Scope:
         ):
             left, right = self.eval(node.left), self.eval(node.right)
             if isinstance(left, int) and isinstance(right, int):
+                if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                    return Unknown("(a value too large to evaluate statically)")
                 if isinstance(node.op, ast.Add):
                     return left + right
                 if isinstance(node.op, ast.Sub):
@@ -164,6 +202,8 @@ class _Scope:
                 and isinstance(right, tuple)
                 and isinstance(node.op, ast.Add)
             ):
+                if len(left) + len(right) > MAX_ITEMS:
+                    return Unknown("(a value too large to evaluate statically)")
                 return left + right
         if isinstance(node, ast.Call) and _call_name(node) == "len" and node.args:
             value = self.eval(node.args[0])
@@ -363,7 +403,7 @@ def _scan_body(body: list[ast.stmt], scope: _Scope, found: list[SourceModel]) ->
     sequential_by_var: dict[str, SourceModel] = {}
     for stmt in body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            inner = _Scope({})
+            inner = _Scope({}, scope.budget)
             inner.values = dict(scope.values)
             # A parameter's default stands for its value (`def build(num_classes=2)`), unless
             # the project already said otherwise.
@@ -420,7 +460,13 @@ def _scan_body(body: list[ast.stmt], scope: _Scope, found: list[SourceModel]) ->
 
 
 def find_models(source: str, hints: dict[str, Any] | None = None) -> list[SourceModel]:
-    """Every Keras model defined in `source`. Raises SyntaxError for code that does not parse."""
+    """Every Keras model defined in `source`. Raises SyntaxError for code that does not parse,
+    ValueError for a source over MAX_SOURCE_CHARS."""
+    if len(source) > MAX_SOURCE_CHARS:
+        raise ValueError(
+            f"the file has {len(source):,} characters, over the {MAX_SOURCE_CHARS:,} TinyForge "
+            "analyses"
+        )
     tree = ast.parse(source)
     found: list[SourceModel] = []
     _scan_body(tree.body, _Scope(hints or {}), found)

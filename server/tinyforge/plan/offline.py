@@ -2211,6 +2211,27 @@ def _nothing_usable(request: str) -> PlanError:
     )
 
 
+# The planner's regexes are not all linear on pathological text (a 20,000-digit number took
+# 11 s): a request is a sentence or a short paragraph, so longer text is refused up front.
+MAX_REQUEST_CHARS = 2_000
+MAX_NUMBER_DIGITS = 40
+_LONG_NUMBER = re.compile(rf"\d{{{MAX_NUMBER_DIGITS + 1}}}")
+
+
+def _check_size(request: str) -> None:
+    if len(request) > MAX_REQUEST_CHARS:
+        raise PlanError(
+            f"The request has {len(request):,} characters; the offline planner reads up to "
+            f"{MAX_REQUEST_CHARS:,}: say in a sentence or two what to recognise, from which data "
+            "and on which board."
+        )
+    if _LONG_NUMBER.search(request):
+        raise PlanError(
+            f"The request holds a number of more than {MAX_NUMBER_DIGITS} digits, which no "
+            "size, count or budget needs: rephrase it with the figures you mean."
+        )
+
+
 class OfflinePlanner:
     """Deterministic, rule-based planner; works without a network or an API key."""
 
@@ -2219,6 +2240,7 @@ class OfflinePlanner:
     def plan(self, request: str, *, board: str | None = None) -> ProjectSpec:
         if not isinstance(request, str):
             raise PlanError("The request must be text.")
+        _check_size(request)
         try:
             return _Plan(request, board).run()
         except TinyForgeError:
