@@ -253,10 +253,34 @@ def fit_section(root: Path | None) -> dict[str, Any] | None:
         for t in data.get("trials") or []
         if t.get("status") == "kept"
     ]
-    plot = data.get("plot")
-    if plot and Path(plot).is_file():
-        section["plot"] = plot
+    plot = _project_png(root, data.get("plot"))
+    if plot is not None:
+        section["plot"] = str(plot)
         section["plot_data_uri"] = "data:image/png;base64," + base64.b64encode(
-            Path(plot).read_bytes()
+            plot.read_bytes()
         ).decode("ascii")
     return section
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_PLOT_BYTES = 20_000_000
+
+
+def _project_png(root: Path, value: object) -> Path | None:
+    """fit.json's plot when it is a PNG file inside the project (links resolved), else None:
+    a crafted fit.json must not make the editor read /etc/passwd or any file outside."""
+    if not isinstance(value, str) or not value or "\0" in value:
+        return None
+    try:
+        project = root.resolve()
+        path = (project / value).resolve()  # an absolute value stays absolute
+        if not path.is_relative_to(project) or not path.is_file():
+            return None
+        if path.stat().st_size > MAX_PLOT_BYTES:
+            return None
+        with path.open("rb") as handle:
+            if handle.read(len(PNG_MAGIC)) != PNG_MAGIC:
+                return None
+    except (OSError, ValueError):
+        return None
+    return path
