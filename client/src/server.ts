@@ -82,8 +82,10 @@ export class ServerManager implements vscode.Disposable {
     });
     this.output.appendLine(`[tinyforge] server interpreter: ${this.interpreter.python} (${this.interpreter.source})`);
 
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
-    this.extraEnv = ['PYTHONUNBUFFERED'];
+    // PYTHONSAFEPATH: `-m tinyforge.lsp` runs in the workspace folder, whose own `tinyforge/`
+    // folder must not be imported in place of the server (Python 3.11+; older ones ignore it).
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', PYTHONSAFEPATH: '1' };
+    this.extraEnv = ['PYTHONUNBUFFERED', 'PYTHONSAFEPATH'];
     const key = await this.context.secrets.get(API_KEY_SECRET);
     if (key) {
       env.ANTHROPIC_API_KEY = key;

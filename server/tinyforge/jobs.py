@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -41,9 +42,33 @@ class JobResult:
         return "\n".join(self.tail[-lines:])
 
 
+# Secrets no child needs: the API is called by TinyForge's own process (plan/claude.py,
+# repair/claude.py), never by train.py, a worker, pio or the user's code.
+SECRET_ENV = frozenset({"ANTHROPIC_API_KEY"})
+
+
 def python_command(*args: str) -> list[str]:
-    """A command that runs this interpreter (the project's venv) with `args`."""
+    """A command that runs this interpreter (the project's venv) with `args`.
+
+    A module (`-m name`) runs in safe-path mode (`-P`): neither the working folder nor a
+    project's `tinyforge/` folder can shadow TinyForge's own modules. A script (`train.py`)
+    keeps its own folder on the path, as `python train.py` would.
+    """
+    if args[:1] == ("-m",) and sys.version_info >= (3, 11):
+        return [sys.executable, "-P", *args]
     return [sys.executable, *args]
+
+
+def neutral_cwd() -> Path:
+    """A working folder outside any project or workspace, for children that need none."""
+    return Path(tempfile.gettempdir())
+
+
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """os.environ for a child, plus `extra`, without the secrets no child needs."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env.update(extra or {})
+    return env
 
 
 def kill_tree(pid: int) -> None:
@@ -75,7 +100,7 @@ def run(
 
     Raises Cancelled when `cancel` is set, TimeoutError past `timeout`; the tree dies either way.
     """
-    child_env = {**os.environ, **(env or {})}
+    child_env = child_environment(env)  # never the API key (SECRET_ENV)
     # Child Python output must arrive line by line for progress, not at exit.
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     start = time.monotonic()

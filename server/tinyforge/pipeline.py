@@ -580,13 +580,13 @@ def _convert(
         jobs.python_command(
             "-m",
             "tinyforge.convert.keras_worker",
-            str(project_dir),
+            str(project_dir.resolve()),
             "--quantization",
             spec.quantization.value,
             "--artifacts",
             ARTIFACTS_DIR,
         ),
-        cwd=project_dir,
+        cwd=jobs.neutral_cwd(),  # the worker reads only the paths it is given
         env={"TF_CPP_MIN_LOG_LEVEL": "2"},
         on_line=on_line,
         cancel=cancel,

@@ -414,7 +414,7 @@ def monitor_command(
 
 def run_monitor(cmd: list[str], *, seconds: float | None = None) -> int:
     """Run the monitor in this terminal (inherits stdin/stdout) until Ctrl+C or `seconds`."""
-    proc = subprocess.Popen(cmd, start_new_session=False)
+    proc = subprocess.Popen(cmd, start_new_session=False, env=jobs.child_environment())
     try:
         return proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyforge.errors import ModelFileError, StageError, TinyForgeError
+from tinyforge.jobs import child_environment, python_command
 from tinyforge.memory.estimate import StaticEstimate, estimate_model
 from tinyforge.memory.tflite_model import OpInfo, TensorInfo, TfliteModel
 
@@ -674,21 +674,15 @@ def run_keras_child(
     model has layers the description cannot express, and the conversion time.
     """
     started = time.monotonic()
-    env = dict(os.environ)
+    env = child_environment()  # without the API key
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     try:
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                _CHILD_MODULE,
-                str(path),
-                str(out_dir),
-                "--quantization",
-                quantization,
-            ],
+            python_command(  # safe path (-P)
+                "-m", _CHILD_MODULE, str(path), str(out_dir), "--quantization", quantization
+            ),
             capture_output=True,
             text=True,
             errors="replace",

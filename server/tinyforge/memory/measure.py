@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyforge.errors import StageError
+from tinyforge.jobs import child_environment, python_command
 from tinyforge.memory._tflm_child import GENEROUS_ARENAS
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite
 
@@ -291,11 +291,11 @@ def _prepare_inputs(model: TfliteModel, inputs: np.ndarray, name: str) -> np.nda
 
 def _child_argv(args: list[str]) -> list[str]:
     """Command line of the TFLM child process (a seam for tests that simulate aborts)."""
-    return [sys.executable, "-m", _CHILD_MODULE, *args]
+    return python_command("-m", _CHILD_MODULE, *args)  # safe path (-P)
 
 
 def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = child_environment()  # without the API key
     # Make the child import this very tinyforge, even when the parent was started from a
     # source tree that is not the installed one.
     package_root = str(Path(__file__).resolve().parents[2])
