@@ -27,11 +27,18 @@ class LspProgress:
     """The pipeline's Progress, forwarded from the worker thread to the client."""
 
     def __init__(
-        self, server: TinyForgeServer, token: str, loop: asyncio.AbstractEventLoop
+        self,
+        server: TinyForgeServer,
+        token: str,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        enabled: bool = True,
     ) -> None:
         self._server = server
         self._token = token
         self._loop = loop
+        # False when the client cannot show $/progress: reports go to its log instead.
+        self._enabled = enabled
         self._stage = ""
         self._index = 0
         self._total = 1
@@ -45,6 +52,9 @@ class LspProgress:
         percent = int(100 * ((self._index - 1) + within) / max(self._total, 1))
         percent = max(percent, self._last_percent)  # never move the bar backwards
         self._last_percent = percent
+        if not self._enabled:
+            self.log(f"{self._stage}: {message} ({percent}%)")
+            return
         value = lsp.WorkDoneProgressReport(message=f"{self._stage}: {message}", percentage=percent)
         self._call(self._server.work_done_progress.report, self._token, value)
 
@@ -65,17 +75,21 @@ async def run_with_progress(
 ) -> T:
     token = f"tinyforge-{uuid.uuid4()}"
     loop = asyncio.get_running_loop()
-    await server.work_done_progress.create_async(token)
-    server.work_done_progress.begin(
-        token, lsp.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0)
-    )
+    # A client without the capability never answers window/workDoneProgress/create: the job
+    # then runs without a progress bar (its reports go to the log; $/cancelRequest still works).
+    enabled = client_shows_progress(server)
+    if enabled:
+        await server.work_done_progress.create_async(token)
+        server.work_done_progress.begin(
+            token, lsp.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0)
+        )
     cancel = threading.Event()
     server.jobs[token] = cancel
     # pygls cancels this future when the client sends window/workDoneProgress/cancel.
     future = server.work_done_progress.tokens.get(token)
     if future is not None:
         future.add_done_callback(lambda f: cancel.set() if f.cancelled() else None)
-    progress = LspProgress(server, token, loop)
+    progress = LspProgress(server, token, loop, enabled=enabled)
     message = "done"
     try:
         return await asyncio.to_thread(work, progress, cancel)
@@ -91,7 +105,16 @@ async def run_with_progress(
         raise
     finally:
         server.jobs.pop(token, None)
-        server.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message=message))
+        if enabled:
+            server.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message=message))
+        else:
+            progress.log(f"{title}: {message}")
+
+
+def client_shows_progress(server: TinyForgeServer) -> bool:
+    """Whether the client declared window.workDoneProgress (it may then get create requests)."""
+    window = getattr(server.client_capabilities, "window", None)
+    return bool(getattr(window, "work_done_progress", False))
 
 
 def _project(args: list[Any], server: TinyForgeServer) -> Path:
