@@ -322,17 +322,18 @@ class Cluster:
             self.holder.wait(timeout=30)
             self.holder = None
 
-    def leftovers(self) -> list[str]:
-        """Processes of this cluster still alive: every one of them (Ray's services, its
-        workers whatever they renamed themselves to, trials and their children, clients)
-        inherited the cluster's HOME."""
+    def leftovers(self, needle: str = "") -> list[str]:
+        """Processes of this cluster still alive (whose command line has `needle`): every
+        one of them (Ray's services, its workers whatever they renamed themselves to,
+        trials and their children, clients) inherited the cluster's HOME."""
         found = []
         for proc in psutil.process_iter(["environ", "cmdline", "status"]):
             with contextlib.suppress(psutil.Error):
                 if proc.info["status"] == psutil.STATUS_ZOMBIE:
                     continue
-                if (proc.info["environ"] or {}).get("HOME") == str(self.home):
-                    found.append(f"{proc.pid}: {' '.join(proc.info['cmdline'] or [])[:200]}")
+                line = " ".join(proc.info["cmdline"] or [])
+                if (proc.info["environ"] or {}).get("HOME") == str(self.home) and needle in line:
+                    found.append(f"{proc.pid}: {line[:200]}")
         return found
 
     def cleanup(self) -> None:

@@ -204,16 +204,26 @@ def test_trials_run_on_the_worker_with_code_and_data_from_the_job(
     assert {(w["engine"], w["data"]) for w in local_where} == {("local", "linked")}
 
 
+@pytest.fixture(scope="module")
+def digits_local(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What the local engine finds for DIGITS_ARGS: the answer a disturbed cluster must give."""
+    project = tmp_path_factory.mktemp("local") / "digits"
+    assert run_cli("new", DIGITS, "--out", str(project)).returncode == 0
+    local = run_cli("fit", str(project), *DIGITS_ARGS, "--json")
+    assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-2000:]
+    return json.loads(local.stdout)
+
+
 def test_a_worker_killed_mid_search_loses_its_trial_and_the_answer_stands(
-    lab: Lab, tmp_path: Path
+    lab: Lab, digits_local: dict[str, Any], tmp_path: Path
 ) -> None:
     cluster = lab.cluster
     project = tmp_path / "digits"
     assert run_cli("new", DIGITS, "--out", str(project)).returncode == 0
-    shutil.copytree(project, tmp_path / "local")
     # A second worker, "b", that dies (SIGKILL to its whole tree) while it trains a trial.
-    doomed = cluster.start_worker("b", 1, "doomed", python=lab.view)
-    cluster.nodes({"cpus": [0, 1, 2]})
+    # As many CPUs as "a": of the round's 4 trials, Ray gives it its share.
+    doomed = cluster.start_worker("b", 2, "doomed", python=lab.view)
+    cluster.nodes({"cpus": [0, 2, 2]})
     search = cluster.client_popen(
         [str(TINYFORGE), "fit", str(project), "--engine", "ray", "--address", ADDRESS,
          *DIGITS_ARGS],
@@ -231,6 +241,8 @@ def test_a_worker_killed_mid_search_loses_its_trial_and_the_answer_stands(
         if search.poll() is None:
             search.kill()
             search.wait()
+        if "b" in cluster.workers:  # the next tests expect worker "a" alone
+            cluster.kill_worker("b")
     assert search.returncode == 0, out[-2000:] + err[-3000:]
     result = json.loads((project / "fit" / "fit.json").read_text())
     retried = [t for t in result["trials"] if t.get("lost_attempts")]
@@ -243,11 +255,46 @@ def test_a_worker_killed_mid_search_loses_its_trial_and_the_answer_stands(
         assert trial["ran_on"]["resources"] == ["worker_tag"] and trial.get("trained")
     assert result["counts"]["trained"] == 4 and result["counts"]["lost"] == 0
     # Trials are deterministic: losing a worker does not change what the seed finds.
-    local = run_cli("fit", str(tmp_path / "local"), *DIGITS_ARGS, "--json")
-    assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-2000:]
-    on_local = json.loads(local.stdout)
-    assert _same(result) == _same(on_local) and result["chosen"] == on_local["chosen"]
-    assert not _trials_under(doomed.pid)
+    assert _same(result) == _same(digits_local) and result["chosen"] == digits_local["chosen"]
+    assert cluster.leftovers(TRIAL_PROCESS) == []
+
+
+def test_a_trial_whose_ray_worker_process_dies_runs_again_and_leaves_no_orphan(
+    cluster: Cluster, digits_local: dict[str, Any], tmp_path: Path
+) -> None:
+    import psutil
+
+    project = tmp_path / "digits"
+    assert run_cli("new", DIGITS, "--out", str(project)).returncode == 0
+    node = cluster.workers["a"]
+    search = cluster.client_popen(
+        [str(TINYFORGE), "fit", str(project), "--engine", "ray", "--address", ADDRESS,
+         *DIGITS_ARGS],
+    )  # fmt: skip
+    try:
+        trial = psutil.Process(wait_for(lambda: _trials_under(node.pid), 600, "a trial")[0])
+        # The Ray worker process running the trial dies (as an OOM kill would); its node
+        # lives on. Its training child is in a session of its own, so nothing but its
+        # watch on its parent ends it.
+        ray_worker = trial.parent()
+        assert ray_worker is not None and ray_worker.pid != node.pid
+        ray_worker.kill()
+        wait_for(lambda: not trial.is_running() or trial.status() == "zombie", 120, "no orphan")
+        out, err = search.communicate(timeout=900)
+    finally:
+        if search.poll() is None:
+            search.kill()
+            search.wait()
+    assert search.returncode == 0, out[-2000:] + err[-3000:]
+    result = json.loads((project / "fit" / "fit.json").read_text())
+    retried = [t for t in result["trials"] if t.get("lost_attempts")]
+    assert len(retried) == 1, result["trials"]
+    loss = retried[0]["lost_attempts"][0]
+    assert loss["error"] == "WorkerCrashedError" and "worker running it died" in loss["reason"]
+    assert loss["dead_nodes"] == []  # its node lived on (worker "b" died in another search)
+    assert retried[0].get("trained") and retried[0]["ran_on"]["resources"] == ["worker_tag"]
+    assert result["counts"]["trained"] == 4 and result["counts"]["lost"] == 0
+    assert _same(result) == _same(digits_local) and result["chosen"] == digits_local["chosen"]
 
 
 def test_ctrl_c_cancels_the_remote_trials_and_leaves_the_cluster_idle(

@@ -124,6 +124,8 @@ INSTALL_HINT = "pip install 'tinyforge[ray]'"
 MAX_ATTEMPTS = 2
 # How often a waiting round checks that the cluster still has a node to run trials on.
 LIVENESS_SECONDS = 2.0
+# How long a lost trial waits for the GCS to list the node that died, to name it.
+DEATH_NOTICE_SECONDS = 30.0
 # How long a cancelled trial gets to kill its child processes before its worker is killed.
 CANCEL_GRACE_SECONDS = 30.0
 
@@ -238,6 +240,8 @@ class RayEngine:
             self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
             self._remote = ray.remote(num_cpus=1, max_retries=0)(_ray_trial)
             self._nodes: dict[str, dict[str, Any]] = {}
+            # Nodes that died before this search: never blamed for its losses.
+            self._dead_before = set(self._dead())
             if address:
                 self._check_nodes()
             self._archive: Any = None
@@ -277,6 +281,11 @@ class RayEngine:
                 "death": node.get("DeathReasonMessage") or "",
             }
         return self._nodes
+
+    def _dead(self) -> list[str]:
+        """Nodes that died during this search."""
+        before = getattr(self, "_dead_before", set())
+        return [n for n, i in self._refresh_nodes().items() if not i["alive"] and n not in before]
 
     def _trial_nodes(self) -> list[str]:
         return [n for n, info in self._refresh_nodes().items() if info["alive"] and info["cpus"]]
@@ -386,7 +395,9 @@ class RayEngine:
             # names the node before the GCS lists it as dead, so both are looked at.
             nodes = self._refresh_nodes()
             named = re.findall(r"\b[0-9a-f]{56}\b", str(exc))
-            dead = list(dict.fromkeys([*named, *(n for n, i in nodes.items() if not i["alive"])]))
+            dead = list(dict.fromkeys([*named, *self._dead()]))
+            if not dead and _node_died(exc):
+                dead = self._await_dead_node()
             losses.append(
                 {
                     "error": type(exc).__name__,
@@ -415,6 +426,17 @@ class RayEngine:
         if losses:
             result["lost_attempts"] = losses
         return result
+
+    def _await_dead_node(self) -> list[str]:
+        """The node Ray says died, once the GCS has noticed (its health checks take a
+        while): to name it in fit.json. Bounded; an empty list when it does not show."""
+        deadline = time.monotonic() + DEATH_NOTICE_SECONDS
+        while time.monotonic() < deadline:
+            dead = self._dead()
+            if dead:
+                return dead
+            time.sleep(0.5)
+        return []
 
     def _cancel(self, refs: list[Any]) -> None:
         """Cancel running trials and wait until they have killed their child processes."""
@@ -445,9 +467,14 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _node_died(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return "NodeDied" in name or "RayletDied" in name
+
+
 def _loss_reason(exc: BaseException) -> str:
     name = type(exc).__name__
-    if "NodeDied" in name or "RayletDied" in name:
+    if _node_died(exc):
         return "the node running it died"
     if "WorkerCrashed" in name:
         return "the worker running it died (its node may have gone)"
