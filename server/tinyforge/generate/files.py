@@ -6,15 +6,22 @@ themselves) is kept, and the new version goes beside it as `<name>.tinyforge-new
 file has regenerated sections (`generate.sections`): then only those are refreshed in place and
 the user's lines around them stay. The manifest keeps the hash of the pure generated text, so a
 merged file is never mistaken for an untouched one (and fully overwritten) later.
+
+Every file is written atomically (a temporary file, then `os.replace`), and never through a link
+that leads out of the project (a dangling `train.py` link must not create a file elsewhere).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinyforge.errors import TinyForgeError
 from tinyforge.generate import sections
 
 MANIFEST = Path(".tinyforge") / "manifest.json"
@@ -40,6 +47,40 @@ class WriteResult:
             f"kept your edits to {name}; refreshed only its TinyForge sections"
             for name in self.merged
         ]
+
+
+def inside_project(project_dir: Path, relpath: str | Path) -> Path:
+    """The real file `relpath` names, links resolved; refused when it leaves the project (a
+    link, even a dangling one, to a file outside, or `..`)."""
+    root = project_dir.resolve()
+    target = (root / relpath).resolve()  # follows links, dangling ones included
+    if not target.is_relative_to(root):
+        raise TinyForgeError(
+            f"{project_dir / relpath} leads to {target}, outside the project: TinyForge does not "
+            "write through it; remove the link or give the project a real file."
+        )
+    return target
+
+
+def write_atomic(project_dir: Path, relpath: str | Path, text: str) -> Path:
+    """Write `text` to the project's `relpath` through a temporary file and `os.replace`: a
+    reader (or a crash) sees the old file or the new one, never half of it."""
+    target = inside_project(project_dir, relpath)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, 0o644 if not target.exists() else target.stat().st_mode & 0o7777)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return target
 
 
 def load_manifest(project_dir: Path) -> dict[str, str]:
@@ -71,9 +112,11 @@ def write_generated(
     project_dir.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(project_dir)
     result = WriteResult()
+    for relpath in files:  # every target first: nothing is written when one would leave
+        inside_project(project_dir, relpath)
+        inside_project(project_dir, relpath + NEW_SUFFIX)
     for relpath, text in files.items():
-        path = project_dir / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = inside_project(project_dir, relpath)
         if path.exists():
             try:
                 current = path.read_text(encoding="utf-8")
@@ -88,23 +131,24 @@ def write_generated(
                 if merged is not None:
                     manifest[relpath] = _digest(text)
                     if merged != current:
-                        path.write_text(merged, encoding="utf-8")
+                        write_atomic(project_dir, relpath, merged)
                         result.merged.append(relpath)
                     else:
                         result.unchanged.append(relpath)
-                    stale = project_dir / (relpath + NEW_SUFFIX)
-                    if stale.exists():
-                        stale.unlink()
+                    _remove_stale(project_dir, relpath)
                     continue
-                (project_dir / (relpath + NEW_SUFFIX)).write_text(text, encoding="utf-8")
+                write_atomic(project_dir, relpath + NEW_SUFFIX, text)
                 result.kept.append(relpath)
                 continue
-        path.write_text(text, encoding="utf-8")
+        write_atomic(project_dir, relpath, text)
         manifest[relpath] = _digest(text)
         result.written.append(relpath)
-        stale = project_dir / (relpath + NEW_SUFFIX)
-        if stale.exists():
-            stale.unlink()
-    (project_dir / MANIFEST).parent.mkdir(exist_ok=True)
-    (project_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), "utf-8")
+        _remove_stale(project_dir, relpath)
+    write_atomic(project_dir, MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
     return result
+
+
+def _remove_stale(project_dir: Path, relpath: str) -> None:
+    stale = project_dir / (relpath + NEW_SUFFIX)
+    if stale.is_symlink() or stale.exists():
+        stale.unlink()  # unlinks a link itself, never what it points to
