@@ -59,6 +59,19 @@ def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGKILL when the thread that started it ends (a killed server or
+    CLI), so no train.py keeps writing files after its parent is gone."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def neutral_cwd() -> Path:
     """A working folder outside any project or workspace, for children that need none."""
     return Path(tempfile.gettempdir())
@@ -114,7 +127,8 @@ def run(
         text=True,
         errors="replace",
         bufsize=1,
-        start_new_session=True,
+        start_new_session=True,  # its own process group, killed as a tree (kill_tree)
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
     tail: deque[str] = deque(maxlen=keep_lines)
     stop_reason: list[str] = []
