@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +77,7 @@ def verify_project(
 ) -> DeviceReport:
     """`host_arena`/`static_target`: the build's own figures (else read from report.json)."""
     from tinyforge.generate import ARTIFACTS_DIR
-    from tinyforge.memory.tflite_model import load_tflite, tflm_resolver_method
+    from tinyforge.memory.tflite_model import load_tflite
     from tinyforge.spec import ProjectSpec
 
     progress = progress or NullProgress()
@@ -111,9 +113,60 @@ def verify_project(
         else None
     )
     test_y = np.concatenate([y for _, y in parts]) if parts else np.zeros(0, dtype=np.int64)
-    input_bytes = model.input_tensors[0].nbytes
     host_arena = int(host_arena or report.get("arena_bytes") or 0)
 
+    # The host interpreter's outputs for the same samples, computed while the firmware builds.
+    shape = model.input_tensors[0].shape
+    host_inputs = [np.asarray(sample).reshape(shape)] if sample is not None else []
+    if test_batch is not None:
+        host_inputs += [x.reshape(shape) for x in test_batch]
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="host-tflm")
+    host = pool.submit(_host_outputs, model_path, host_inputs, host_arena)
+    try:
+        return _verify_on_core(
+            project_dir,
+            board=board,
+            core=core,
+            kernels=kernels,
+            source=source,
+            model=model,
+            ops=ops,
+            report=report,
+            test_batch=test_batch,
+            test_y=test_y,
+            sample_sources=sample_sources,
+            host=host,
+            host_arena=host_arena,
+            static_target=static_target,
+            progress=progress,
+            cancel=cancel,
+        )
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _verify_on_core(
+    project_dir: Path,
+    *,
+    board: Board,
+    core: Core,
+    kernels: str,
+    source: TflmSource,
+    model: Any,
+    ops: list[str],
+    report: dict[str, Any],
+    test_batch: np.ndarray | None,
+    test_y: np.ndarray,
+    sample_sources: str,
+    host: Future[np.ndarray | None],
+    host_arena: int,
+    static_target: int | None,
+    progress: Progress,
+    cancel: threading.Event | None,
+) -> DeviceReport:
+    from tinyforge.memory.tflite_model import tflm_resolver_method
+
+    input_bytes = model.input_tensors[0].nbytes
     work = project_dir / WORK_DIR / f"{core.name}-{kernels}"
     progress.update(0.02, f"compiling TFLM for {core.name} ({kernels} kernels)")
     started = time.monotonic()
@@ -159,11 +212,7 @@ def verify_project(
     )
 
     progress.update(0.85, "comparing every output with the host TFLM interpreter")
-    shape = model.input_tensors[0].shape
-    host_inputs = [np.asarray(sample).reshape(shape)] if sample is not None else []
-    if test_batch is not None:
-        host_inputs += [x.reshape(shape) for x in test_batch]
-    comparison = _compare(model_path, model, run, host_inputs, host_arena, report, test_y)
+    comparison = _compare(model, run, host.result(), test_y, _threshold(project_dir))
 
     static_target = int(static_target or report.get("arena_bytes_target") or _static_target(model))
     return _device_report(
@@ -287,27 +336,33 @@ class _Comparison:
         self.compared_with = ""
 
 
-def _compare(
-    model_path: Path,
-    model: object,
-    run: RunResult,
-    host_inputs: list[np.ndarray],
-    host_arena: int,
-    report: dict,
-    labels: np.ndarray,
-) -> _Comparison:
-    from tinyforge.convert.keras_worker import decide
+def _host_outputs(
+    model_path: Path, host_inputs: list[np.ndarray], host_arena: int
+) -> np.ndarray | None:
     from tinyforge.memory.measure import run_tflm
 
-    out = _Comparison()
     if not host_inputs:
-        return out
+        return None
     batch = np.stack(host_inputs)
     host = run_tflm(model_path, batch, 2 * host_arena if host_arena else 256 << 10)
-    host = host.reshape(len(batch), -1)
+    return host.reshape(len(batch), -1)
+
+
+def _compare(
+    model: Any,
+    run: RunResult,
+    host: np.ndarray | None,
+    labels: np.ndarray,
+    threshold: float | None,
+) -> _Comparison:
+    from tinyforge.convert.keras_worker import decide
+
+    out = _Comparison()
+    if host is None:
+        return out
     dtype = host.dtype
     device = np.stack(
-        [np.frombuffer(run.outputs[i], dtype=dtype)[: host.shape[1]] for i in range(len(batch))]
+        [np.frombuffer(run.outputs[i], dtype=dtype)[: host.shape[1]] for i in range(len(host))]
     )
     same = np.all(device == host, axis=1)
     out.identical = round(100.0 * float(np.mean(same)), 2)
@@ -316,11 +371,10 @@ def _compare(
     out.compared_with = "the host TFLM interpreter (tflite-micro, reference kernels)"
     known = labels >= 0
     if known.any():
-        tensor = model.output_tensors[0]  # type: ignore[attr-defined]
+        tensor = model.output_tensors[0]
         values = device[1 : 1 + len(labels)].astype(np.float32)
         if tensor.scale and tensor.dtype in ("int8", "uint8", "int16"):
             values = (values - tensor.zero_point[0]) * tensor.scale[0]
-        threshold = _threshold(model_path.parent)
         right = decide(values, threshold) == labels
         out.accuracy = round(float(np.mean(right[known])), 4)
     return out

@@ -9,10 +9,12 @@ as on the board.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -288,17 +290,59 @@ def _build_firmware(
     sketch_defines = ["-DARDUINO=10819", "-DTINYFORGE_VERIFY=1"]
     includes = [f"-I{compat}", f"-I{shim}", *_project_includes(project_dir), *_includes(source)]
     cxx = [f"{CROSS}g++", "-std=gnu++17", *_cxx_flags()[1:], *base, "-Os", *sketch_defines]
-    app_objs: list[Path] = []
+    units: list[tuple[Path, str, ObjectInfo, list[str]]] = []
+    for src in project_sources(project_dir):
+        rel = src.relative_to(project_dir)
+        is_model = rel.parts[0] == "lib" and "model" in rel.parts[1].lower()
+        name = "project__" + "__".join(rel.with_suffix(".o").parts)
+        units.append((src, name, ObjectInfo("model" if is_model else "application"), []))
+    harness_defines = [f"-DTINYFORGE_SAMPLE_BYTES={int(sample_bytes)}"]
+    units.append(
+        (shim / "harness.cpp", "tinyforge__harness.o", ObjectInfo("harness"), harness_defines)
+    )
+    units.append((shim / "arduino_shim.cpp", "tinyforge__arduino.o", ObjectInfo("harness"), []))
+    units.append((shim / "startup.c", "tinyforge__startup.o", ObjectInfo("harness"), []))
+    # The headers each kind of unit can include: a change recompiles those units only (the
+    # model's header changes with every model, TinyForge's stand-in only with TinyForge).
+    shim_headers = _header_digest([shim])
+    harness_headers = shim_headers + _header_digest([compat])
+    project_headers = harness_headers + _header_digest(_project_dirs(project_dir))
 
-    def compile_one(src: Path, name: str, part: ObjectInfo, extra: list[str] | None = None) -> None:
-        obj = work / name
-        extra = extra or []
+    def argv_for(src: Path, extra: list[str]) -> list[str]:
         if src.suffix == ".c":
-            argv = [f"{CROSS}gcc", "-std=gnu17", *base, "-Os", *includes, *extra]
-        else:
-            argv = [*cxx, *includes, *extra]
-        run = run_tool([*argv, "-c", str(src), "-o", str(obj)], cancel=cancel, timeout=300)
+            return [f"{CROSS}gcc", "-std=gnu17", *base, "-Os", *includes, *extra]
+        return [*cxx, *includes, *extra]
+
+    app_objs: list[Path] = []
+    todo: list[tuple[Path, Path, list[str]]] = []
+    for src, name, part, extra in units:
+        argv = argv_for(src, extra)
+        headers = (
+            project_headers
+            if name.startswith("project__")
+            else harness_headers
+            if name == "tinyforge__harness.o"
+            else shim_headers
+        )
+        key = hashlib.sha256(
+            "\0".join([*argv, headers, src.read_bytes().hex()]).encode()
+        ).hexdigest()[:20]
+        obj = work / "objects" / f"{name[:-2]}.{key}.o"
+        objects[obj.name] = part
+        app_objs.append(obj)
+        if not obj.is_file():
+            todo.append((src, obj, argv))
+
+    def compile_unit(src: Path, obj: Path, argv: list[str]) -> None:
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_suffix(".tmp")
+        try:
+            run = run_tool([*argv, "-c", str(src), "-o", str(tmp)], cancel=cancel, timeout=300)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         if run.returncode != 0:
+            tmp.unlink(missing_ok=True)
             rel = src.relative_to(project_dir) if src.is_relative_to(project_dir) else src.name
             raise StageError(
                 "verify",
@@ -306,22 +350,13 @@ def _build_firmware(
                 f"{_first_error(run.text)}",
                 run.text[-4000:],
             )
-        objects[name] = part
-        app_objs.append(obj)
+        tmp.replace(obj)
 
-    for src in project_sources(project_dir):
-        rel = src.relative_to(project_dir)
-        is_model = rel.parts[0] == "lib" and "model" in rel.parts[1].lower()
-        name = "project__" + "__".join(rel.with_suffix(".o").parts)
-        compile_one(src, name, ObjectInfo("model" if is_model else "application"))
-    harness_defines = [
-        f"-DTINYFORGE_SAMPLE_BYTES={int(sample_bytes)}",
-    ]
-    compile_one(
-        shim / "harness.cpp", "tinyforge__harness.o", ObjectInfo("harness"), harness_defines
-    )
-    compile_one(shim / "arduino_shim.cpp", "tinyforge__arduino.o", ObjectInfo("harness"))
-    compile_one(shim / "startup.c", "tinyforge__startup.o", ObjectInfo("harness"))
+    # The project's own files and the harness, side by side (each includes TFLM's headers).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify-cc") as pool:
+        for future in [pool.submit(compile_unit, *unit) for unit in todo]:
+            future.result()
+    _prune(work / "objects", keep=set(app_objs))
 
     elf = work / "firmware.elf"
     map_file = work / "firmware.map"
@@ -362,6 +397,25 @@ def _build_firmware(
         tflm_objects=len(tflm_objs),
         cache_dir=cache,
     )
+
+
+def _project_dirs(project_dir: Path) -> list[Path]:
+    return [Path(flag[2:]) for flag in _project_includes(project_dir)]
+
+
+def _header_digest(dirs: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for folder in dirs:
+        for header in sorted(folder.glob("*.h*")) if folder.is_dir() else []:
+            digest.update(header.name.encode() + b"\0" + header.read_bytes())
+    return digest.hexdigest()
+
+
+def _prune(folder: Path, keep: set[Path]) -> None:
+    """Objects of earlier versions of the project's files: only the current ones stay."""
+    for obj in folder.glob("*.o"):
+        if obj not in keep:
+            obj.unlink(missing_ok=True)
 
 
 def _tool(cmd: list[str], cancel: threading.Event | None, what: str) -> None:
