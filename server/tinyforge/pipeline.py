@@ -6,7 +6,9 @@ lives in the doors.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -224,16 +226,53 @@ BUILD_OUTPUTS = (
 )
 
 
+# Outputs a user edits (in the editor, during a long build): restored only when they still hold
+# what the build generated (.tinyforge/manifest.json), never over the user's newer edits.
+EDITABLE_OUTPUTS = frozenset(
+    {generate.TRAIN_SCRIPT, generate.PLATFORMIO_INI, MAIN_CPP, MODEL_DATA_H, MODEL_DATA_CC}
+)
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _text_digest(path: Path) -> str | None:
+    """The manifest's kind of digest (of the UTF-8 text), or None for no readable text."""
+    try:
+        return hashlib.sha256(path.read_text(encoding="utf-8").encode("utf-8")).hexdigest()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _remove(target: Path) -> None:
+    if target.is_symlink() or target.is_file():
+        target.unlink()  # a link itself, never what it points to
+    elif target.is_dir():
+        shutil.rmtree(target)
+
+
 @contextmanager
 def all_or_nothing(project_dir: Path, outputs: tuple[str, ...] = BUILD_OUTPUTS) -> Iterator[None]:
-    """Leave the project exactly as before when the body fails or is cancelled."""
+    """Leave the project as before when the body fails or is cancelled: what the build wrote
+    is restored, but a source the user changed meanwhile (train.py, src/main.cpp, …) stays as
+    the user left it, and the error says so."""
     backup = Path(tempfile.mkdtemp(prefix="tinyforge-backup-"))
     try:
-        saved = []
+        saved: list[str] = []
+        links: dict[str, str] = {}  # a symlinked output (artifacts/ → elsewhere): the link
+        before: dict[str, str | None] = {}
         for rel in outputs:
             src = project_dir / rel
-            if src.is_dir():
-                shutil.copytree(src, backup / rel)
+            if rel in EDITABLE_OUTPUTS:
+                before[rel] = _file_digest(src)
+            if src.is_symlink():
+                links[rel] = os.readlink(src)
+            elif src.is_dir():
+                shutil.copytree(src, backup / rel, symlinks=True)
                 saved.append(rel)
             elif src.is_file():
                 (backup / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -241,23 +280,46 @@ def all_or_nothing(project_dir: Path, outputs: tuple[str, ...] = BUILD_OUTPUTS) 
                 saved.append(rel)
         try:
             yield
-        except BaseException:
-            for rel in outputs:
+        except BaseException as exc:
+            manifest = generate.files.load_manifest(project_dir)
+            kept = []
+            for rel in sorted(EDITABLE_OUTPUTS & set(outputs)):
                 target = project_dir / rel
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+                now = _file_digest(target)
+                if now == before.get(rel):
+                    continue  # untouched: nothing to restore
+                if now is not None and manifest.get(rel) != _text_digest(target):
+                    kept.append(rel)  # not what the build generated: the user's edit
+            for rel in outputs:
+                if rel in kept or (
+                    rel in EDITABLE_OUTPUTS and _file_digest(project_dir / rel) == before.get(rel)
+                ):
+                    continue
+                _remove(project_dir / rel)
                 stale = project_dir / (rel + generate.files.NEW_SUFFIX)
                 if stale.exists() and rel not in saved:
                     stale.unlink()
             for rel in saved:
                 src, target = backup / rel, project_dir / rel
+                if rel in kept or target.exists():
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if src.is_dir():
-                    shutil.copytree(src, target)
+                    shutil.copytree(src, target, symlinks=True)
                 else:
                     shutil.copy2(src, target)
+            for rel, link in links.items():
+                target = project_dir / rel
+                if not target.is_symlink():
+                    _remove(target)
+                    os.symlink(link, target)
+            if kept and isinstance(exc, TinyForgeError) and exc.args:
+                names = ", ".join(kept)
+                exc.args = (
+                    f"{exc.args[0]} The build kept {names} as you changed "
+                    f"{'it' if len(kept) == 1 else 'them'} during the build.",
+                    *exc.args[1:],
+                )
             raise
     finally:
         shutil.rmtree(backup, ignore_errors=True)
