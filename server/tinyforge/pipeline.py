@@ -31,6 +31,7 @@ from tinyforge.generate import ARTIFACTS_DIR, MAIN_CPP, MODEL_DATA_CC, MODEL_DAT
 from tinyforge.generate.firmware import firmware_arena_bytes
 from tinyforge.health.data import DataReport
 from tinyforge.health.report import after_build, before_training
+from tinyforge.lock import project_lock
 from tinyforge.memory.measure import measure_arena, run_tflm
 from tinyforge.memory.target import target_arena_bytes
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
@@ -256,10 +257,19 @@ def _remove(target: Path) -> None:
 
 
 @contextmanager
-def all_or_nothing(project_dir: Path, outputs: tuple[str, ...] = BUILD_OUTPUTS) -> Iterator[None]:
+def all_or_nothing(
+    project_dir: Path, outputs: tuple[str, ...] = BUILD_OUTPUTS, *, command: str = "build"
+) -> Iterator[None]:
     """Leave the project as before when the body fails or is cancelled: what the build wrote
     is restored, but a source the user changed meanwhile (train.py, src/main.cpp, …) stays as
-    the user left it, and the error says so."""
+    the user left it, and the error says so. The project's lock is held throughout: a second
+    build, train, convert or deploy of it gets one sentence naming `command` (lock.py)."""
+    with project_lock(project_dir, command), _all_or_nothing(project_dir, outputs):
+        yield
+
+
+@contextmanager
+def _all_or_nothing(project_dir: Path, outputs: tuple[str, ...]) -> Iterator[None]:
     backup = Path(tempfile.mkdtemp(prefix="tinyforge-backup-"))
     try:
         saved: list[str] = []
@@ -787,7 +797,7 @@ def train_only(
     before_training(spec, project_dir)
     progress = progress or NullProgress()
     try:
-        with all_or_nothing(project_dir):
+        with all_or_nothing(project_dir, command="train"):
             generate.write_project(spec, project_dir)
             progress.stage("train", 1, 1)
             return run_training(project_dir, progress, cancel)

@@ -35,6 +35,7 @@ from tinyforge.deploy.pio import (
 from tinyforge.errors import TinyForgeError
 from tinyforge.generate import MAIN_CPP, MODEL_DATA_H
 from tinyforge.generate.firmware import ARENA_HEAP_MACRO, has_heap_arena_option
+from tinyforge.lock import locked
 from tinyforge.progress import NullProgress, Progress
 
 __all__ = [
@@ -350,6 +351,7 @@ def load_last_result(project_dir: Path) -> dict[str, Any] | None:
 # -- the three jobs ---------------------------------------------------------------------------
 
 
+@locked("deploy")
 def build_firmware(
     project_dir: Path,
     *,
@@ -368,6 +370,7 @@ def build_firmware(
     return _result(t, "build", run, notes)
 
 
+@locked("deploy")
 def upload_firmware(
     project_dir: Path,
     *,
