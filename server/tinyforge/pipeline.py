@@ -38,6 +38,7 @@ from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolve
 from tinyforge.plan import get_planner
 from tinyforge.progress import NullProgress, Progress, is_library_noise
 from tinyforge.reconcile import at_build as reconcile_with_data
+from tinyforge.reconcile import save_spec_changes
 from tinyforge.repair.failure import clear_failure, record_failure
 from tinyforge.spec import DatasetKind, ProjectSpec
 from tinyforge.train import run_training
@@ -632,11 +633,14 @@ def _fit_input_shape_to_csv(
     if spec.dataset.kind is not DatasetKind.CSV or not summary.features:
         return spec
     if len(spec.input_shape) == 1 and spec.input_shape[0] != summary.features:
+        before = spec
         spec = spec.model_copy(update={"input_shape": [summary.features]})
-        spec.assumptions.append(
-            f"input_shape set to [{summary.features}] from the CSV's feature columns."
-        )
-        spec.save(project_dir)
+        spec.assumptions = [
+            *before.assumptions,
+            f"input_shape set to [{summary.features}] from the CSV's feature columns.",
+        ]
+        # Patched in place (tomlkit): the user's comments and layout in tinyforge.toml stay.
+        save_spec_changes(project_dir, before, spec)
     return spec
 
 

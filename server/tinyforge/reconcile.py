@@ -504,7 +504,7 @@ def save_spec_changes(project_dir: Path, before: ProjectSpec, after: ProjectSpec
     """A tinyforge.toml as TinyForge wrote it is rewritten whole (and stays TinyForge's, so the
     build's refresh does not mistake it for the user's); one the user edited is patched in
     place, their comments and layout kept."""
-    from tinyforge.generate.files import is_pristine, write_generated
+    from tinyforge.generate.files import is_pristine, write_atomic, write_generated
 
     project_dir = Path(project_dir)
     path = project_dir / SPEC_FILENAME
@@ -513,7 +513,7 @@ def save_spec_changes(project_dir: Path, before: ProjectSpec, after: ProjectSpec
     if text is None or text == before.to_toml() or is_pristine(project_dir, SPEC_FILENAME):
         write_generated(project_dir, {SPEC_FILENAME: after.to_toml()}, force=True)
         return
-    path.write_text(patch_spec_text(text, before, after), encoding="utf-8")
+    write_atomic(project_dir, SPEC_FILENAME, patch_spec_text(text, before, after))
 
 
 # -- the one-step fix: take the data's labels ---------------------------------------------------
