@@ -298,17 +298,23 @@ def test_esp32_is_said_and_keeps_the_estimate(digits: tuple[Path, dict], tmp_pat
     assert "Not run on an emulated board" in rebuilt.stdout
 
 
-def test_without_a_tflm_source_the_build_says_so(digits: tuple[Path, dict], tmp_path: Path) -> None:
+def test_without_a_tflm_source_the_build_says_so(
+    digits: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tinyforge import pipeline
+
     project = tmp_path / "nosource"
     shutil.copytree(digits[0], project, ignore=shutil.ignore_patterns(".tinyforge"))
     env = {"TINYFORGE_TFLM_DIR": "", "TINYFORGE_CACHE_DIR": str(tmp_path / "empty-cache")}
     result = run_cli("build", str(project), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No TFLite Micro source found" in result.stdout
-    skipped = run_cli("build", str(project), "--no-device", env=KIT_ENV)
-    assert skipped.returncode == 0
-    report = json.loads((project / "report.json").read_text("utf-8"))
-    assert report["device"]["measured"] is False and "--no-device" in report["device"]["reason"]
+    # --no-device (here through the pipeline, converting the trained model again).
+    monkeypatch.setenv("TINYFORGE_TFLM_DIR", str(TFLM_KIT))
+    skipped = pipeline.build(project, train=False, device=False)
+    assert skipped.report["device"]["measured"] is False
+    assert "--no-device" in skipped.report["device"]["reason"]
+    assert skipped.report["figures"] == "estimated"
 
 
 def test_cancel_kills_the_compilers(digits: tuple[Path, dict], tmp_path: Path) -> None:

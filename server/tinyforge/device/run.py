@@ -130,7 +130,8 @@ def run_firmware(
     *,
     cwd: Path,
     cancel: threading.Event | None = None,
-    timeout: float = 120,
+    # A big model on reference kernels runs ~1.4 G instructions per sample: minutes in all.
+    timeout: float = 900,
     count_instructions: bool = True,
 ) -> RunResult:
     cmd = ["qemu-system-arm", "-M", core.machine, "-nographic", "-monitor", "none"]
