@@ -153,47 +153,71 @@ def _validate_npy(path: Path) -> DatasetSummary:
 def _validate_csv(
     path: Path, label_column: str, required: bool = True, features: list[str] | None = None
 ) -> DatasetSummary:
+    """Checks the CSV row by row (streamed: memory does not grow with the file)."""
     if not path.is_file():
         raise DatasetError(f"Dataset file {path} does not exist.")
+    check_csv_size(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames
-            rows = list(reader)
+            if not header or len(header) < 2:
+                raise DatasetError(
+                    f"{path} is not a CSV with a header row and at least two columns."
+                )
+            if label_column not in header and not required:
+                label_column = ""
+            elif label_column not in header:
+                raise DatasetError(
+                    f"{path} has no label column '{label_column}'; its columns are "
+                    f"{', '.join(header)}."
+                )
+            if features:
+                absent = [c for c in features if c not in header]
+                if absent:
+                    raise DatasetError(
+                        f"{path} has no column{'s' if len(absent) > 1 else ''} "
+                        f"{', '.join(absent)} (the spec's [dataset] features); its columns are "
+                        f"{', '.join(header)}."
+                    )
+            else:
+                features = [c for c in header if c != label_column]
+            rows = 0
+            classes: set[str] = set()
+            for number, row in enumerate(reader, start=2):
+                rows += 1
+                for column in features:
+                    value = row.get(column)
+                    try:
+                        float(value)  # type: ignore[arg-type]
+                    except (TypeError, ValueError):
+                        raise DatasetError(
+                            f"{path} line {number}: column '{column}' holds {value!r}, not a "
+                            "number; every feature column must be numeric."
+                        ) from None
+                if label_column:
+                    classes.add(str(row[label_column]).strip())
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"Cannot read {path} as CSV: {exc}.") from exc
-    if not header or len(header) < 2:
-        raise DatasetError(f"{path} is not a CSV with a header row and at least two columns.")
-    if label_column not in header and not required:
-        label_column = ""
-    elif label_column not in header:
-        raise DatasetError(
-            f"{path} has no label column '{label_column}'; its columns are {', '.join(header)}."
-        )
     if not rows:
         raise DatasetError(f"{path} has a header but no data rows.")
-    if features:
-        absent = [c for c in features if c not in header]
-        if absent:
-            raise DatasetError(
-                f"{path} has no column{'s' if len(absent) > 1 else ''} {', '.join(absent)} "
-                f"(the spec's [dataset] features); its columns are {', '.join(header)}."
-            )
-    else:
-        features = [c for c in header if c != label_column]
-    for number, row in enumerate(rows, start=2):
-        for column in features:
-            value = row.get(column)
-            try:
-                float(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise DatasetError(
-                    f"{path} line {number}: column '{column}' holds {value!r}, not a number; "
-                    "every feature column must be numeric."
-                ) from None
     if not label_column:
-        return DatasetSummary(None, len(rows), len(features))
-    classes = sorted({str(r[label_column]).strip() for r in rows})
+        return DatasetSummary(None, rows, len(features))
     if len(classes) < 2 and required:
         raise DatasetError(f"{path}: column '{label_column}' has fewer than two classes.")
-    return DatasetSummary(classes, len(rows), len(features))
+    return DatasetSummary(sorted(classes), rows, len(features))
+
+
+# A CSV the training script can load whole (train.py reads it into memory) and the editor can
+# read in a moment; larger data needs its own loader in train.py.
+MAX_CSV_BYTES = 1 << 30
+
+
+def check_csv_size(path: Path) -> None:
+    """One sentence for a CSV too large to train on from train.py as generated."""
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DatasetError(
+            f"{path} is {size / (1 << 30):.1f} GB, over the {MAX_CSV_BYTES >> 30} GB TinyForge "
+            "trains on from a CSV: sample it down, or load it in train.py yourself."
+        )

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tinyforge.datasets import MAX_CSV_BYTES
 from tinyforge.errors import StageError
 from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec, Task
 
@@ -83,6 +84,8 @@ def read_facts(spec: ProjectSpec, base: Path) -> DataFacts | None:
         if not path.is_file():
             return None
         stat = path.stat()
+        if stat.st_size > MAX_CSV_BYTES:
+            return None  # the build says why in one sentence (datasets.check_csv_size)
         header, labels, text = _read_csv(str(path), stat.st_mtime_ns, stat.st_size, _label(spec))
     except (OSError, UnicodeDecodeError, csv.Error, ValueError):
         return None
