@@ -307,6 +307,14 @@ def cmd_build(args: argparse.Namespace) -> int:
                 cancel=cancel,
                 device=not args.no_device,
                 tflm=Path(args.tflm) if args.tflm else None,
+                timeouts={
+                    stage: value
+                    for stage, value in (
+                        ("train", args.train_timeout),
+                        ("convert", args.convert_timeout),
+                    )
+                    if value is not None
+                },
             )
         except KeyboardInterrupt:
             cancel.set()
@@ -853,6 +861,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the last stage: the firmware compiled with TFLM and run on an emulated core",
     )
     p.add_argument("--tflm", help="TFLM source tree for that stage (default: $TINYFORGE_TFLM_DIR)")
+    for stage in ("train", "convert"):
+        p.add_argument(
+            f"--{stage}-timeout",
+            type=float,
+            metavar="SECONDS",
+            help=f"stop the {stage} stage after SECONDS (default: timeouts.{stage} in the spec)",
+        )
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser(

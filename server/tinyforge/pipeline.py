@@ -40,8 +40,8 @@ from tinyforge.progress import NullProgress, Progress, is_library_noise
 from tinyforge.reconcile import at_build as reconcile_with_data
 from tinyforge.reconcile import save_spec_changes
 from tinyforge.repair.failure import clear_failure, record_failure
-from tinyforge.spec import DatasetKind, ProjectSpec
-from tinyforge.train import run_training
+from tinyforge.spec import DatasetKind, ProjectSpec, Timeouts
+from tinyforge.train import run_training, timeout_sentence
 
 REPORT_FILE = "report.json"
 BUILD_STAGES = ("train", "convert", "verify", "emit", "device", "report")
@@ -344,8 +344,10 @@ def build(
     train: bool = True,
     device: bool = True,
     tflm: Path | None = None,
+    timeouts: dict[str, float] | None = None,
 ) -> BuildResult:
     """Run the build stages; `train=False` converts the model the last training saved.
+    `timeouts` ({"train": s, "convert": s}) override the spec's [timeouts].
 
     `device=False` skips the last measurement on an emulated core (`--no-device`); `tflm` is
     the TFLM source tree for it (else TINYFORGE_TFLM_DIR, .pio/libdeps, the user's cache).
@@ -356,6 +358,9 @@ def build(
         # A model the user brought (`tinyforge convert`): nothing to train, convert it again.
         return _build_brought_model(project_dir, spec, progress, cancel)
     spec = reconcile_with_data(spec, project_dir)
+    if timeouts:
+        limits = {**(spec.timeouts.model_dump() if spec.timeouts else {}), **timeouts}
+        spec = spec.model_copy(update={"timeouts": Timeouts.model_validate(limits)})
     board = get_board(spec.board)
     summary = datasets.validate(spec, project_dir)
     spec = _fit_input_shape_to_csv(spec, summary, project_dir)
@@ -432,11 +437,15 @@ def _build(
         start = time.monotonic()
         try:
             return work()
+        except TimeoutError:  # a stage's timeout (spec [timeouts] or --STAGE-timeout)
+            limit = getattr(spec.timeouts, stage, None) if spec.timeouts else None
+            raise StageError(stage, timeout_sentence(stage, limit)) from None
         finally:
             seconds[stage] = round(time.monotonic() - start, 2)
 
     if train:
-        metrics = timed("train", lambda: run_training(project_dir, progress, cancel))
+        limit = spec.timeouts.train if spec.timeouts else None
+        metrics = timed("train", lambda: run_training(project_dir, progress, cancel, limit))
     else:
         metrics = json.loads((project_dir / ARTIFACTS_DIR / "metrics.json").read_text("utf-8"))
     converted = timed("convert", lambda: _convert(project_dir, spec, progress, cancel))
@@ -666,6 +675,7 @@ def _convert(
         env={"TF_CPP_MIN_LOG_LEVEL": "2"},
         on_line=on_line,
         cancel=cancel,
+        timeout=spec.timeouts.convert if spec.timeouts else None,
     )
     if not result.ok:
         from tinyforge.train import failure_sentence

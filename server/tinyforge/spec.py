@@ -89,6 +89,14 @@ class Training(_Strict):
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.9)
 
 
+class Timeouts(_Strict):
+    """Longest run of each stage, in seconds (None: no limit): a stage that runs out is stopped,
+    its process tree killed, the project restored, and the error names the stage."""
+
+    train: float | None = Field(default=None, gt=0)
+    convert: float | None = Field(default=None, gt=0)
+
+
 class ProjectSpec(_Strict):
     name: str = Field(default="tinyml_project", pattern=r"^[A-Za-z0-9_\-]+$")
     request: str = ""
@@ -102,6 +110,7 @@ class ProjectSpec(_Strict):
     quantization: Quantization = Quantization.INT8
     assumptions: list[str] = Field(default_factory=list)
     training: Training = Field(default_factory=Training)
+    timeouts: Timeouts | None = None
     # None: TinyForge writes and trains the model (train.py). Set: the user's own model file.
     model: ModelSource | None = None
 

@@ -33,14 +33,17 @@ def run_training(
             done, total = int(match.group(1)), int(match.group(2))
             progress.update(done / max(total, 1), f"epoch {done}/{total}{match.group(3)}")
 
-    result = jobs.run(
-        jobs.python_command(str(script.name)),
-        cwd=project_dir,
-        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-        on_line=on_line,
-        cancel=cancel,
-        timeout=timeout,
-    )
+    try:
+        result = jobs.run(
+            jobs.python_command(str(script.name)),
+            cwd=project_dir,
+            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+            on_line=on_line,
+            cancel=cancel,
+            timeout=timeout,
+        )
+    except TimeoutError:
+        raise StageError("train", timeout_sentence("train", timeout)) from None
     if not result.ok:
         raise StageError(
             "train", f"train.py failed: {failure_sentence(result.tail)}", result.tail_text()
@@ -53,6 +56,14 @@ def run_training(
             f"train.py finished but did not save model.keras and {ARTIFACTS_DIR}/metrics.json.",
         )
     return json.loads(metrics_path.read_text(encoding="utf-8"))
+
+
+def timeout_sentence(stage: str, seconds: float | None) -> str:
+    """Which stage ran out of its time, and where that time is set."""
+    return (
+        f"The {stage} stage ran out of its {seconds or 0:.0f} s (timeouts.{stage} in "
+        f"tinyforge.toml, or `tinyforge build --{stage}-timeout`); its process was stopped."
+    )
 
 
 def failure_sentence(tail: list[str]) -> str:
