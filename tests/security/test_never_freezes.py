@@ -93,10 +93,13 @@ async def test_requests_answered_while_squares_are_open(
         assert max(times) < REQUEST_TIMEOUT, (name, times)
 
 
-async def test_oversized_file_gets_one_note(client: LanguageClient, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["big.py", "platformio.ini", "tinyforge.toml"])
+async def test_oversized_file_gets_one_note(
+    client: LanguageClient, tmp_path: Path, name: str
+) -> None:
     await _warm_up(client, tmp_path)
     big = "x = 1\n" * (MAX_SOURCE_CHARS // 6 + 1) + MODEL
-    uri = open_doc(client, tmp_path / "big.py", big)
+    uri = open_doc(client, tmp_path / name, big)
     (note,) = await diagnostics_for(client, uri)
     assert note.severity == lsp.DiagnosticSeverity.Information
     assert "TinyForge skips this file" in note.message

@@ -102,7 +102,27 @@ class TinyForgeServer(LanguageServer):
 
     def feature(self, feature_name: str, options: Any | None = None) -> Callable[[Any], Any]:
         register = super().feature(feature_name, options)
+        if feature_name.startswith("textDocument/") and not feature_name.startswith(
+            "textDocument/did"
+        ):
+            # Requests on a document: none on one over the size limit (its one note says so).
+            return lambda handler: register(
+                one_sentence_errors(feature_name, self._skip_oversized(handler))
+            )
         return lambda handler: register(one_sentence_errors(feature_name, handler))
+
+    def _skip_oversized(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        from tinyforge.memory.keras_source import MAX_SOURCE_CHARS
+
+        @functools.wraps(handler)
+        def answer(ls: Any, params: Any, *args: Any) -> Any:
+            uri = getattr(getattr(params, "text_document", None), "uri", None)
+            document = self.workspace.text_documents.get(uri) if uri else None
+            if document is not None and len(document.source) > MAX_SOURCE_CHARS:
+                return None
+            return handler(ls, params, *args)
+
+        return answer
 
     def command(self, command_name: str) -> Callable[[Any], Any]:
         register = super().command(command_name)
