@@ -583,9 +583,7 @@ def _project_calibration(
     return calibration
 
 
-def _csv_features(
-    path: Path, label_column: str, features: list[str] | None = None
-) -> np.ndarray:
+def _csv_features(path: Path, label_column: str, features: list[str] | None = None) -> np.ndarray:
     """The numeric columns of a CSV (the spec's `features`, else all but the label), as the
     generated train.py reads them."""
     import csv
@@ -593,9 +591,11 @@ def _csv_features(
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
-        columns = list(features) if features else [
-            c for c in (rows[0].keys() if rows else []) if c != label_column
-        ]
+        columns = (
+            list(features)
+            if features
+            else [c for c in (rows[0].keys() if rows else []) if c != label_column]
+        )
         return np.array([[float(row[c]) for c in columns] for row in rows], dtype=np.float32)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"Cannot read {path} for calibration: {exc}.") from None

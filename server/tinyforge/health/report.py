@@ -61,9 +61,7 @@ def after_build(
     # An anomaly detector trains on normal rows only: no anomaly in the training split is by
     # design, there is no classifier to compare it to, and "normal" is its usual answer.
     anomaly = spec.task is Task.ANOMALY_DETECTION
-    found, split_figures = data_checks.check_splits(
-        splits, [] if anomaly else classes, decisions
-    )
+    found, split_figures = data_checks.check_splits(splits, [] if anomaly else classes, decisions)
     findings += found
     section["splits"] = split_figures
 

@@ -40,6 +40,8 @@ def _dtype_names() -> dict[int, str]:
         for name, value in vars(_schema().TensorType).items()
         if not name.startswith("_") and isinstance(value, int)
     }
+
+
 # Bytes per element; types without a fixed size (string, resource, variant) are absent, and
 # int4 is packed two per byte (handled in _nbytes).
 _ITEMSIZE: dict[str, int] = {
