@@ -330,3 +330,25 @@ def test_longest_mention_wins_on_overlap() -> None:
     (mention,) = find_board_mentions("use the Seeed XIAO ESP32S3")
     assert mention.board.id == "seeed_xiao_esp32s3"
     assert mention.text == "Seeed XIAO ESP32S3"
+
+
+def test_runtime_costs_use_the_measured_core_figures() -> None:
+    """bench/device.py --update-costs writes [cores.*]: a family takes its core's table."""
+    import tomllib
+
+    from tinyforge.check import runtime_costs
+
+    table = tomllib.loads(
+        (
+            Path(__file__).resolve().parents[1] / "server/tinyforge/check/runtime_costs.toml"
+        ).read_text()
+    )
+    m4f = table["cores"]["cortex-m4f"]
+    nrf52 = runtime_costs("nrf52")
+    assert nrf52.measured_core == "cortex-m4f"
+    assert nrf52.tflm_flash == m4f["tflm_flash"] + m4f["kernel_library_flash"]
+    assert nrf52.op_flash["CONV_2D"] == m4f["op_flash"]["CONV_2D"]
+    assert runtime_costs("rp2040").measured_core == "cortex-m0plus"
+    assert runtime_costs("imxrt1062").measured_core == "cortex-m7"
+    esp32 = runtime_costs("esp32")
+    assert esp32.measured_core is None and esp32.tflm_flash == table["default"]["tflm_flash"]
