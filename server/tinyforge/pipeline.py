@@ -452,6 +452,14 @@ def _build(
     model = load_tflite(project_dir / "model.tflite")
     verified = timed("verify", lambda: _verify(project_dir, model, progress))
     classes = list(metrics.get("classes") or summary.classes or [])
+    emitted = timed("emit", lambda: _emit(project_dir, spec, board, model, verified, classes))
+    notices += emitted.describe_kept()
+    measured = timed(
+        "device", lambda: _on_device(project_dir, board, device, progress, cancel, verified)
+    )
+    if not measured.get("measured") and measured.get("reason"):
+        notices.append(f"Not run on an emulated board: {measured['reason']}")
+    # On the image measured on the board's core when the device stage ran, else on estimates.
     verdict = check_budget(
         board=board,
         budget=spec.budget,
@@ -459,24 +467,10 @@ def _build(
         arena_bytes_target=verified["arena_bytes_target"],
         ops=[op.op for op in model.ops],
         largest_tensor=_largest_activation(model),
+        measured=device_parts(board, measured["flash"], measured["ram"])
+        if measured.get("measured")
+        else None,
     )
-    emitted = timed("emit", lambda: _emit(project_dir, spec, board, model, verified, classes))
-    notices += emitted.describe_kept()
-    measured = timed(
-        "device", lambda: _on_device(project_dir, board, device, progress, cancel, verified)
-    )
-    if measured.get("measured"):
-        verdict = check_budget(
-            board=board,
-            budget=spec.budget,
-            model_bytes=model.model_bytes,
-            arena_bytes_target=verified["arena_bytes_target"],
-            ops=[op.op for op in model.ops],
-            largest_tensor=_largest_activation(model),
-            measured=device_parts(board, measured["flash"], measured["ram"]),
-        )
-    elif measured.get("reason"):
-        notices.append(f"Not run on an emulated board: {measured['reason']}")
 
     def make_report() -> dict[str, Any]:
         report = {

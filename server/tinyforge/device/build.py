@@ -205,35 +205,25 @@ def build_firmware(
 ) -> FirmwareBuild:
     check_toolchain()
     work.mkdir(parents=True, exist_ok=True)
-    try:
-        return _build_firmware(
-            project_dir,
-            work,
-            source,
-            core,
-            kernels,
-            ops,
-            resolver_methods,
-            sample_bytes,
-            cancel,
-            on_progress,
-            False,
-        )
-    except _MissingLibrarySymbols:
-        # A CMSIS-NN function defined in a file named otherwise: take the whole library.
-        return _build_firmware(
-            project_dir,
-            work,
-            source,
-            core,
-            kernels,
-            ops,
-            resolver_methods,
-            sample_bytes,
-            cancel,
-            on_progress,
-            True,
-        )
+    for whole_library in (False, True):
+        try:
+            return _build_firmware(
+                project_dir,
+                work,
+                source,
+                core,
+                kernels,
+                ops,
+                resolver_methods,
+                sample_bytes,
+                cancel,
+                on_progress,
+                whole_library,
+            )
+        except _MissingLibrarySymbols:
+            # A CMSIS-NN function defined in a file named otherwise: take the whole library.
+            continue
+    raise AssertionError("unreachable: the whole library links or raises StageError")
 
 
 class _MissingLibrarySymbols(Exception):
