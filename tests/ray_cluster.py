@@ -298,6 +298,9 @@ class Cluster:
             stderr=subprocess.PIPE,
             text=True,
             cwd=self.root,
+            # As from a terminal: a suite started in the background (`make test &`, some CI
+            # runners) inherits an ignored SIGINT, and Python then never sees a Ctrl-C.
+            preexec_fn=_default_sigint,
         )
 
     def kill_worker(self, name: str) -> None:
@@ -366,3 +369,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             rest.kill()
     psutil.wait_procs(alive, timeout=10)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
