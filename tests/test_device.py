@@ -358,12 +358,17 @@ def test_cancel_kills_the_compilers(digits: tuple[Path, dict], tmp_path: Path) -
 
 
 def _compilers() -> list[psutil.Process]:
-    me = psutil.Process()
-    return [
-        p
-        for p in me.children(recursive=True)
-        if "arm-none-eabi" in " ".join(p.cmdline() if p.is_running() else [])
-    ]
+    """The cross-compilers still running under this test (a zombie being reaped is not)."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and "arm-none-eabi" in " ".join(
+                proc.cmdline()
+            ):
+                found.append(proc)
+        except psutil.Error:  # it ended while we looked
+            continue
+    return found
 
 
 def test_map_and_run_parsers_never_raise(digits: tuple[Path, dict]) -> None:

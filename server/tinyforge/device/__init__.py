@@ -214,7 +214,8 @@ def _verify_on_core(
     progress.update(0.85, "comparing every output with the host TFLM interpreter")
     comparison = _compare(model, run, host.result(), test_y, _threshold(project_dir))
 
-    static_target = int(static_target or report.get("arena_bytes_target") or _static_target(model))
+    static_parts = _static_parts(model)
+    static_target = int(static_target or report.get("arena_bytes_target") or static_parts["arena"])
     return _device_report(
         board=board,
         core=core,
@@ -229,7 +230,7 @@ def _verify_on_core(
         smallest=smallest,
         recorded=recorded,
         kinds={name: kind.used for name, kind in kinds.items()},
-        static_parts=_static_parts(model),
+        static_parts={k: v for k, v in static_parts.items() if k != "arena"},
     )
 
 
@@ -387,17 +388,11 @@ def _threshold(project_dir: Path) -> float | None:
 
 
 def _static_parts(model: object) -> dict[str, int]:
-    """The static 32-bit simulation's arena: head and tail bytes per kind."""
+    """The static 32-bit simulation's arena: its total, head and tail bytes per kind."""
     from tinyforge.memory.estimate import estimate_model
 
     target = estimate_model(model).target  # type: ignore[arg-type]
-    return {"head": target.head_bytes, **target.tail_parts}
-
-
-def _static_target(model: object) -> int:
-    from tinyforge.memory.estimate import estimate_model
-
-    return int(estimate_model(model).target.arena_bytes)  # type: ignore[arg-type]
+    return {"arena": target.arena_bytes, "head": target.head_bytes, **target.tail_parts}
 
 
 def _split(build: FirmwareBuild) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:

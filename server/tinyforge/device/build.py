@@ -23,6 +23,7 @@ from tinyforge.device.cache import (
     CompileJob,
     compile_all,
     compiler_version,
+    first_error,
     object_dir,
     run_tool,
 )
@@ -205,44 +206,6 @@ def build_firmware(
 ) -> FirmwareBuild:
     check_toolchain()
     work.mkdir(parents=True, exist_ok=True)
-    for whole_library in (False, True):
-        try:
-            return _build_firmware(
-                project_dir,
-                work,
-                source,
-                core,
-                kernels,
-                ops,
-                resolver_methods,
-                sample_bytes,
-                cancel,
-                on_progress,
-                whole_library,
-            )
-        except _MissingLibrarySymbols:
-            # A CMSIS-NN function defined in a file named otherwise: take the whole library.
-            continue
-    raise AssertionError("unreachable: the whole library links or raises StageError")
-
-
-class _MissingLibrarySymbols(Exception):
-    pass
-
-
-def _build_firmware(
-    project_dir: Path,
-    work: Path,
-    source: TflmSource,
-    core: Core,
-    kernels: str,
-    ops: list[str],
-    resolver_methods: list[str],
-    sample_bytes: int,
-    cancel: threading.Event | None,
-    on_progress: Callable[[int, int], None] | None,
-    all_third_party: bool,
-) -> FirmwareBuild:
     cache, objects, tflm_objs, compiled = tflm_objects(
         source,
         core,
@@ -250,11 +213,9 @@ def _build_firmware(
         ops,
         cancel=cancel,
         on_progress=on_progress,
-        all_third_party=all_third_party,
     )
     archive = work / "libtflm.a"
-    archive.unlink(missing_ok=True)
-    _tool([f"{CROSS}ar", "rcs", str(archive), *map(str, tflm_objs)], cancel, "archive TFLM")
+    _archive(archive, tflm_objs, cancel)
 
     # The harness's resolver: the model's operators, as the sketch registers them.
     compat = work / "compat"
@@ -337,7 +298,7 @@ def _build_firmware(
             raise StageError(
                 "verify",
                 f"{rel} does not compile against {source.name} for {core.name}: "
-                f"{_first_error(run.text)}",
+                f"{first_error(run.text)}",
                 run.text[-4000:],
             )
         tmp.replace(obj)
@@ -366,17 +327,20 @@ def _build_firmware(
         str(elf),
     ]
     run = run_tool(link, cancel=cancel, timeout=300)
-    if (
-        run.returncode != 0
-        and not all_third_party
-        and re.search(r"undefined reference to `arm_", run.text)
-    ):
-        raise _MissingLibrarySymbols()
+    if run.returncode != 0 and re.search(r"undefined reference to `arm_", run.text):
+        # A CMSIS-NN function defined in a file named otherwise: take the whole library.
+        cache, tflm_info, tflm_objs, more = tflm_objects(
+            source, core, kernels, ops, cancel=cancel, all_third_party=True
+        )
+        objects.update(tflm_info)
+        compiled += more
+        _archive(archive, tflm_objs, cancel)
+        run = run_tool(link, cancel=cancel, timeout=300)
     if run.returncode != 0:
         raise StageError(
             "verify",
             f"The firmware does not link against {source.name} for {core.name}: "
-            f"{_first_error(run.text)}",
+            f"{first_error(run.text)}",
             run.text[-4000:],
         )
     return FirmwareBuild(
@@ -408,23 +372,23 @@ def _prune(folder: Path, keep: set[Path]) -> None:
             obj.unlink(missing_ok=True)
 
 
+def _archive(archive: Path, objects: list[Path], cancel: threading.Event | None) -> None:
+    archive.unlink(missing_ok=True)
+    _tool([f"{CROSS}ar", "rcs", str(archive), *map(str, objects)], cancel, "archive TFLM")
+
+
 def _tool(cmd: list[str], cancel: threading.Event | None, what: str) -> None:
     run = run_tool(cmd, cancel=cancel, timeout=300)
     if run.returncode != 0:
-        raise StageError("verify", f"Could not {what}: {_first_error(run.text)}", run.text)
+        raise StageError("verify", f"Could not {what}: {first_error(run.text)}", run.text)
 
 
-def _first_error(text: str) -> str:
-    for line in text.splitlines():
-        if re.search(r"\berror\b|undefined reference", line):
-            return line.strip()[:400]
-    return (text.strip().splitlines() or ["(no output)"])[-1][:400]
-
-
-def symbol_address(elf: Path, symbol: str) -> int | None:
-    run = run_tool([f"{CROSS}nm", str(elf)], timeout=60)
-    for line in run.text.splitlines():
+def symbol_addresses(elf: Path, *symbols: str) -> dict[str, int]:
+    """Addresses of the named symbols in an image (one `nm` for all of them)."""
+    wanted = set(symbols)
+    found: dict[str, int] = {}
+    for line in run_tool([f"{CROSS}nm", str(elf)], timeout=60).text.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[2] == symbol:
-            return int(parts[0], 16)
-    return None
+        if len(parts) == 3 and parts[2] in wanted:
+            found[parts[2]] = int(parts[0], 16)
+    return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import threading
 import time
@@ -164,7 +165,7 @@ def compile_all(
             raise
         if run.returncode != 0:
             tmp.unlink(missing_ok=True)
-            first = _first_error(run.text)
+            first = first_error(run.text)
             raise StageError(
                 "verify", f"TFLM did not compile for this core: {first}", run.text[-4000:]
             )
@@ -188,8 +189,9 @@ def compile_all(
     return len(todo)
 
 
-def _first_error(text: str) -> str:
+def first_error(text: str) -> str:
+    """The line of a compiler's or linker's output that says what went wrong."""
     for line in text.splitlines():
-        if "error" in line:
-            return line.strip()[:300]
-    return (text.strip().splitlines() or ["(no output)"])[-1][:300]
+        if re.search(r"\berror\b|undefined reference", line):
+            return line.strip()[:400]
+    return (text.strip().splitlines() or ["(no output)"])[-1][:400]

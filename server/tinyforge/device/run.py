@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyforge.device.build import symbol_address
+from tinyforge.device.build import symbol_addresses
 from tinyforge.device.cache import cache_root, compiler_version, run_tool
 from tinyforge.device.cores import Core
 from tinyforge.errors import StageError
@@ -139,8 +139,8 @@ def run_firmware(
     cmd += ["-kernel", str(elf)]
     plugin = plugin_path(cancel) if count_instructions else None
     if plugin is not None:
-        begin = symbol_address(elf, "tinyforge_invoke_begin")
-        end = symbol_address(elf, "tinyforge_invoke_end")
+        marks = symbol_addresses(elf, "tinyforge_invoke_begin", "tinyforge_invoke_end")
+        begin, end = marks.get("tinyforge_invoke_begin"), marks.get("tinyforge_invoke_end")
         if begin is not None and end is not None:
             cmd += ["-plugin", f"{plugin},begin={begin:#x},end={end:#x}", "-d", "plugin"]
     try:
