@@ -118,15 +118,17 @@ def print_report(report: dict[str, Any]) -> None:
     for notice in report.get("notices", []):
         console.print(f"[yellow]note:[/] {notice}")
     print_health((report.get("health") or {}).get("findings") or [])
+    # Every figure about the board says how it was obtained.
+    how = "measured on the emulated core" if device.get("measured") else "estimated"
     if report["fits"]:
         console.print(
-            f"[bold green]Fits[/] {report['board']}: RAM {_kb(report['ram_bytes_estimate'])} "
-            f"/ {_kb(budget['ram_bytes'])}, flash {_kb(report['flash_bytes_estimate'])} / "
-            f"{_kb(budget['flash_bytes'])}."
+            f"[bold green]Fits[/] {report['board']} ({how}): RAM "
+            f"{_kb(report['ram_bytes_estimate'])} / {_kb(budget['ram_bytes'])}, flash "
+            f"{_kb(report['flash_bytes_estimate'])} / {_kb(budget['flash_bytes'])}."
         )
     else:
         for v in report["violations"]:
-            console.print(f"[bold red]Does not fit:[/] {v['message']}")
+            console.print(f"[bold red]Does not fit:[/] {escape(v['message'])} ({how})")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
