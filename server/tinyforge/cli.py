@@ -1031,8 +1031,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from tinyforge import journal
+
     try:
-        return int(args.func(args))
+        # A build killed earlier is restored by the next command that takes its project's lock
+        # (journal.py): that one sentence is printed like any note, on stderr.
+        with journal.notices_to(lambda _project, sentence: print_notices([sentence])):
+            return int(args.func(args))
     except StageError as exc:
         # escape: a message quotes user input ("[/red]" is a board name, not markup).
         err_console.print(f"[bold red]error[/] ({escape(exc.stage)}): {escape(str(exc))}")

@@ -7,6 +7,9 @@ real path: the project itself is left exactly as it was (a failed build restores
 byte). The file records which command holds the lock and since when, for the one sentence the
 second command gets. A thread that holds the lock may take it again (a build that builds the
 firmware); another thread or process may not.
+
+Taking the lock also finishes the restore of a command that was killed inside its transaction
+(journal.py), and says so in one sentence.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from tinyforge import journal
 from tinyforge.errors import TinyForgeError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,6 +118,10 @@ def project_lock(project_dir: Path, command: str) -> Iterator[None]:
         with _held_guard:
             _held[path] = (me, 1)
         try:
+            # The lock is ours, so whatever command left a transaction journal has ended (a
+            # server killed during a build): finish its restore before this command reads
+            # anything.
+            journal.recover(Path(project_dir))
             yield
         finally:
             with _held_guard:

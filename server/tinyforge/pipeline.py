@@ -6,11 +6,8 @@ lives in the doors.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tinyforge import datasets, generate, jobs
+from tinyforge import datasets, generate, jobs, journal
 from tinyforge.boards import Board, find_board_mentions, get_board
 from tinyforge.check import Verdict, check_budget, device_parts
 from tinyforge.convert import c_array
@@ -31,7 +28,7 @@ from tinyforge.generate import ARTIFACTS_DIR, MAIN_CPP, MODEL_DATA_CC, MODEL_DAT
 from tinyforge.generate.firmware import firmware_arena_bytes
 from tinyforge.health.data import DataReport
 from tinyforge.health.report import after_build, before_training
-from tinyforge.lock import project_lock
+from tinyforge.lock import locked, project_lock
 from tinyforge.memory.measure import measure_arena, run_tflm
 from tinyforge.memory.target import target_arena_bytes
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
@@ -213,7 +210,8 @@ class BuildResult:
         return bool((self.report.get("health") or {}).get("ok", True))
 
 
-# Everything a build writes: restored as it was when a build fails or is cancelled.
+# Everything a build writes: restored as it was when a build fails or is cancelled (all listed
+# in journal.RESTORABLE; `.tinyforge` less its transaction folder, which holds the backup).
 BUILD_OUTPUTS = (
     "model.keras",
     "model.tflite",
@@ -235,28 +233,6 @@ EDITABLE_OUTPUTS = frozenset(
 )
 
 
-def _file_digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _text_digest(path: Path) -> str | None:
-    """The manifest's kind of digest (of the UTF-8 text), or None for no readable text."""
-    try:
-        return hashlib.sha256(path.read_text(encoding="utf-8").encode("utf-8")).hexdigest()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _remove(target: Path) -> None:
-    if target.is_symlink() or target.is_file():
-        target.unlink()  # a link itself, never what it points to
-    elif target.is_dir():
-        shutil.rmtree(target)
-
-
 @contextmanager
 def all_or_nothing(
     project_dir: Path, outputs: tuple[str, ...] = BUILD_OUTPUTS, *, command: str = "build"
@@ -264,78 +240,53 @@ def all_or_nothing(
     """Leave the project as before when the body fails or is cancelled: what the build wrote
     is restored, but a source the user changed meanwhile (train.py, src/main.cpp, …) stays as
     the user left it, and the error says so. The project's lock is held throughout: a second
-    build, train, convert or deploy of it gets one sentence naming `command` (lock.py)."""
-    with project_lock(project_dir, command), _all_or_nothing(project_dir, outputs):
+    build, train, convert or deploy of it gets one sentence naming `command` (lock.py).
+
+    The backup and its journal live in the project (.tinyforge/transaction, journal.py), not
+    in the system temp folder: when the process is killed outright, the next command that
+    takes the lock, or the language server's start, finishes the same restore."""
+    with project_lock(project_dir, command), _all_or_nothing(project_dir, outputs, command):
         yield
 
 
+# Projects with a transaction open in this process. Only the thread holding the project's lock
+# opens one, so a second one here is nested in the first (same thread).
+_open_transactions: set[Path] = set()
+
+
 @contextmanager
-def _all_or_nothing(project_dir: Path, outputs: tuple[str, ...]) -> Iterator[None]:
-    backup = Path(tempfile.mkdtemp(prefix="tinyforge-backup-"))
+def _all_or_nothing(project_dir: Path, outputs: tuple[str, ...], command: str) -> Iterator[None]:
+    key = Path(project_dir).resolve()
+    if key in _open_transactions:
+        # Nested: the outer transaction's backup already holds the project as it was before
+        # both, and the failure that reaches it restores that; one journal per project.
+        yield
+        return
+    transaction = journal.begin(project_dir, outputs, command=command, editable=EDITABLE_OUTPUTS)
+    _open_transactions.add(key)
     try:
-        saved: list[str] = []
-        links: dict[str, str] = {}  # a symlinked output (artifacts/ → elsewhere): the link
-        before: dict[str, str | None] = {}
-        for rel in outputs:
-            src = project_dir / rel
-            if rel in EDITABLE_OUTPUTS:
-                before[rel] = _file_digest(src)
-            if src.is_symlink():
-                links[rel] = os.readlink(src)
-            elif src.is_dir():
-                shutil.copytree(src, backup / rel, symlinks=True)
-                saved.append(rel)
-            elif src.is_file():
-                (backup / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, backup / rel)
-                saved.append(rel)
-        try:
-            yield
-        except BaseException as exc:
-            manifest = generate.files.load_manifest(project_dir)
-            kept = []
-            for rel in sorted(EDITABLE_OUTPUTS & set(outputs)):
-                target = project_dir / rel
-                now = _file_digest(target)
-                if now == before.get(rel):
-                    continue  # untouched: nothing to restore
-                if now is not None and manifest.get(rel) != _text_digest(target):
-                    kept.append(rel)  # not what the build generated: the user's edit
-            for rel in outputs:
-                if rel in kept or (
-                    rel in EDITABLE_OUTPUTS and _file_digest(project_dir / rel) == before.get(rel)
-                ):
-                    continue
-                _remove(project_dir / rel)
-                stale = project_dir / (rel + generate.files.NEW_SUFFIX)
-                if stale.exists() and rel not in saved:
-                    stale.unlink()
-            for rel in saved:
-                src, target = backup / rel, project_dir / rel
-                if rel in kept or target.exists():
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if src.is_dir():
-                    shutil.copytree(src, target, symlinks=True)
-                else:
-                    shutil.copy2(src, target)
-            for rel, link in links.items():
-                target = project_dir / rel
-                if not target.is_symlink():
-                    _remove(target)
-                    os.symlink(link, target)
-            if kept and isinstance(exc, TinyForgeError) and exc.args:
-                names = ", ".join(kept)
-                exc.args = (
-                    f"{exc.args[0]} The build kept {names} as you changed "
-                    f"{'it' if len(kept) == 1 else 'them'} during the build.",
-                    *exc.args[1:],
-                )
-            raise
+        yield
+    except BaseException as exc:
+        # A restore that fails leaves the journal: the next command finishes it.
+        kept = journal.restore(project_dir, transaction)
+        journal.finish(project_dir, transaction, restored=True)
+        if kept and isinstance(exc, TinyForgeError) and exc.args:
+            names = ", ".join(kept)
+            exc.args = (
+                f"{exc.args[0]} The build kept {names} as you changed "
+                f"{'it' if len(kept) == 1 else 'them'} during the build.",
+                *exc.args[1:],
+            )
+        raise
+    else:
+        journal.finish(project_dir, transaction)
     finally:
-        shutil.rmtree(backup, ignore_errors=True)
+        _open_transactions.discard(key)
 
 
+# Locked before the spec is read: a build killed earlier is restored first (journal.py), and the
+# checks below never read a half-built project.
+@locked("build")
 def build(
     project_dir: Path,
     *,
@@ -564,6 +515,8 @@ def _on_device(
     return report.model_dump()
 
 
+# It writes report.json and .tinyforge/device: not while a build rewrites them.
+@locked("verify")
 def verify_on_device(
     project_dir: Path,
     *,
@@ -791,6 +744,8 @@ def emit_firmware(
     return generate.write_generated(project_dir, files)
 
 
+# Locked before the spec is read, as `build`.
+@locked("train")
 def train_only(
     project_dir: Path,
     *,

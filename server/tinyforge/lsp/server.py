@@ -130,7 +130,7 @@ class TinyForgeServer(LanguageServer):
 
 
 def create_server() -> TinyForgeServer:
-    from tinyforge.lsp import actions, commands, diagnostics, hover, model_checks
+    from tinyforge.lsp import actions, commands, diagnostics, hover, model_checks, recovery
 
     server = TinyForgeServer()
     diagnostics.register(server)
@@ -138,4 +138,5 @@ def create_server() -> TinyForgeServer:
     commands.register(server)
     hover.register(server)
     model_checks.register(server)
+    recovery.register(server)  # builds killed with a server are restored at start
     return server
