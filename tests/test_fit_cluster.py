@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,12 @@ def _same(result: dict[str, Any]) -> list[tuple[Any, ...]]:
         )
         for t in result["trials"]
     ]
+
+
+def _output(search: subprocess.Popen[str]) -> str:
+    """What an ended search printed (its last lines), for the failure message."""
+    out, err = search.communicate(timeout=60)
+    return out[-1500:] + err[-3000:]
 
 
 def _trials_under(pid: int) -> list[int]:
@@ -272,7 +279,11 @@ def test_a_trial_whose_ray_worker_process_dies_runs_again_and_leaves_no_orphan(
          *DIGITS_ARGS],
     )  # fmt: skip
     try:
-        trial = psutil.Process(wait_for(lambda: _trials_under(node.pid), 600, "a trial")[0])
+        running = wait_for(
+            lambda: _trials_under(node.pid) or search.poll() is not None, 600, "a trial"
+        )
+        assert running is not True, "the search ended before a trial ran: " + _output(search)
+        trial = psutil.Process(running[0])
         # The Ray worker process running the trial dies (as an OOM kill would); its node
         # lives on. Its training child is in a session of its own, so nothing but its
         # watch on its parent ends it.
@@ -308,7 +319,12 @@ def test_ctrl_c_cancels_the_remote_trials_and_leaves_the_cluster_idle(
          "--trials", "8", "--epochs", "20", "--seed", "1"],
     )  # fmt: skip
     try:
-        wait_for(lambda: _trials_under(worker.pid), 600, "trials on the worker")
+        wait_for(
+            lambda: _trials_under(worker.pid) or search.poll() is not None,
+            600,
+            "trials on the worker",
+        )
+        assert search.poll() is None, "the search ended before a trial ran: " + _output(search)
         search.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
         out, err = search.communicate(timeout=300)
     finally:

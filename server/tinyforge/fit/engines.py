@@ -8,6 +8,7 @@ on either engine. Cancel kills what runs: the local pool's child processes throu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -124,6 +125,12 @@ INSTALL_HINT = "pip install 'tinyforge[ray]'"
 MAX_ATTEMPTS = 2
 # How often a waiting round checks that the cluster still has a node to run trials on.
 LIVENESS_SECONDS = 2.0
+# How long the check of the nodes before a search waits for a node that is alive to answer.
+PROBE_SECONDS = 300.0
+NO_NODE_SENTENCE = (
+    "The Ray cluster has no node with a CPU to run trials on: start a worker with "
+    "`ray start --address HEAD:PORT`."
+)
 # How long a lost trial waits for the GCS to list the node that died, to name it.
 DEATH_NOTICE_SECONDS = 30.0
 # How long a cancelled trial gets to kill its child processes before its worker is killed.
@@ -296,38 +303,60 @@ class RayEngine:
         return f"node {node_id[:12]} ({info.get('node_ip')}{tags})"
 
     def _check_nodes(self) -> None:
-        """One probe per node that can run trials: each must have what a trial imports."""
+        """One probe per node that can run trials: each must have what a trial imports.
+
+        A node may die just before or during its probe (a worker that went away seconds ago is
+        still listed alive until the GCS's health checks give up on it). Such a node is not a
+        misconfigured one: its probe is dropped once the GCS lists it dead, and the search runs
+        on the nodes that are left."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         ray = self._ray
         nodes = self._trial_nodes()
         if not nodes:
-            raise TinyForgeError(
-                "The Ray cluster has no node with a CPU to run trials on: start a worker with "
-                "`ray start --address HEAD:PORT`."
-            )
+            raise TinyForgeError(NO_NODE_SENTENCE)
         probe = ray.remote(num_cpus=0, max_retries=0)(_ray_probe)
         refs = {
-            node: probe.options(
+            probe.options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
-            ).remote()
+            ).remote(): node
             for node in nodes
         }
-        for node, ref in refs.items():
-            try:
-                answer = ray.get(ref, timeout=300)
-            except Exception as exc:
-                module = _missing_module(exc)
-                if module is not None:
+        deadline = time.monotonic() + PROBE_SECONDS
+        while refs:
+            finished, _ = ray.wait(list(refs), num_returns=1, timeout=LIVENESS_SECONDS)
+            alive = set(self._trial_nodes())
+            for ref in finished:
+                node = refs.pop(ref)
+                try:
+                    answer = ray.get(ref)
+                except Exception as exc:
+                    if node not in alive:
+                        continue  # it died: not the cluster's setup, nothing to check
+                    module = _missing_module(exc)
+                    if module is not None:
+                        raise TinyForgeError(
+                            _missing_sentence([module], self._describe(node))
+                        ) from None
                     raise TinyForgeError(
-                        _missing_sentence([module], self._describe(node))
+                        f"The Ray cluster's {self._describe(node)} cannot run TinyForge's "
+                        f"tasks: {_first_line(exc)}"
                     ) from None
+                if answer["missing"]:
+                    raise TinyForgeError(_missing_sentence(answer["missing"], self._describe(node)))
+            for ref, node in list(refs.items()):
+                if node not in alive:  # died while its probe waited
+                    with contextlib.suppress(Exception):  # its task may be gone with it
+                        ray.cancel(ref, force=True)
+                    del refs[ref]
+            if refs and time.monotonic() > deadline:
+                where = ", ".join(self._describe(n) for n in refs.values())
                 raise TinyForgeError(
-                    f"The Ray cluster's {self._describe(node)} cannot run TinyForge's tasks: "
-                    f"{_first_line(exc)}"
-                ) from None
-            if answer["missing"]:
-                raise TinyForgeError(_missing_sentence(answer["missing"], self._describe(node)))
+                    f"The Ray cluster's {where} did not answer TinyForge's check in "
+                    f"{PROBE_SECONDS:.0f} s: is it overloaded or unreachable?"
+                )
+        if not self._trial_nodes():
+            raise TinyForgeError(NO_NODE_SENTENCE)
 
     # -- trials -------------------------------------------------------------------------
 
