@@ -1,6 +1,7 @@
 """Diagnostics per kind of document: tinyforge.toml, platformio.ini and Keras model scripts.
 
-Every check is static and fast (no code execution, no TensorFlow): it runs on each change.
+Every check is static and fast (no code execution, no TensorFlow): it runs a moment after each
+change, in a worker thread, and only for a document's newest version (lsp/analyses.py).
 Whatever goes wrong inside a check becomes a diagnostic, never a dead server.
 """
 
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from tinyforge.boards import get_board, suggest_boards
 from tinyforge.errors import TinyForgeError
+from tinyforge.lsp.analyses import Analyses
 from tinyforge.lsp.documents import context_for, doc_path, find_key_line, line_range
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.memory.keras_source import MAX_SOURCE_CHARS
@@ -227,29 +229,37 @@ def diagnostics_for(server: TinyForgeServer, uri: str, text: str) -> list[lsp.Di
     return []
 
 
-def publish(server: TinyForgeServer, uri: str) -> None:
-    from tinyforge.lsp.firmware import stored_diagnostics
-
-    document = server.workspace.get_text_document(uri)
-    if len(document.source) > MAX_SOURCE_CHARS:
+def analysis(server: TinyForgeServer, uri: str, text: str) -> list[lsp.Diagnostic]:
+    """The file's own checks (run in a worker thread by lsp/analyses.py, on a snapshot)."""
+    if len(text) > MAX_SOURCE_CHARS:
         # One note instead of analyses that would hold every other request up.
-        found = [
+        return [
             _diag(
                 line_range(0),
-                f"TinyForge skips this file: {len(document.source):,} characters, over the "
+                f"TinyForge skips this file: {len(text):,} characters, over the "
                 f"{MAX_SOURCE_CHARS:,} it analyses.",
                 lsp.DiagnosticSeverity.Information,
             )
         ]
-        server.text_document_publish_diagnostics(
-            lsp.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=document.version)
-        )
-        return
+    return diagnostics_for(server, uri, text)
+
+
+def _send(
+    server: TinyForgeServer, uri: str, version: int | None, found: list[lsp.Diagnostic]
+) -> None:
+    from tinyforge.lsp.firmware import stored_diagnostics
+
     # The file's own checks, plus what the project's last PlatformIO build found in it.
-    found = diagnostics_for(server, uri, document.source) + stored_diagnostics(server, uri)
+    found = found + stored_diagnostics(server, uri)
     server.text_document_publish_diagnostics(
-        lsp.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=document.version)
+        lsp.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=version)
     )
+
+
+def publish(server: TinyForgeServer, uri: str, delay: float | None = 0) -> None:
+    """Analyse `uri` and publish its diagnostics, off the event loop; `delay` None: debounced
+    (an edit). A newer request for the same document supersedes this one."""
+    server.analyses.schedule(uri, delay)
 
 
 def publish_all(server: TinyForgeServer) -> None:
@@ -258,9 +268,17 @@ def publish_all(server: TinyForgeServer) -> None:
 
 
 def register(server: TinyForgeServer) -> None:
+    server.analyses = Analyses(
+        server,
+        analyse=lambda uri, text: analysis(server, uri, text),
+        publish=lambda uri, version, found: _send(server, uri, version, found),
+    )
+
     @server.feature(lsp.INITIALIZE)
     def on_initialize(ls: TinyForgeServer, params: lsp.InitializeParams) -> None:
         ls.settings.update(params.initialization_options)
+        if params.trace is not None:  # VS Code sends its trace setting here, not by $/setTrace
+            ls.protocol.trace = params.trace
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def on_configuration(ls: TinyForgeServer, params: lsp.DidChangeConfigurationParams) -> None:
@@ -273,7 +291,7 @@ def register(server: TinyForgeServer) -> None:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TinyForgeServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        publish(ls, params.text_document.uri)
+        publish(ls, params.text_document.uri, delay=None)  # debounced: typing goes on
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: TinyForgeServer, params: lsp.DidSaveTextDocumentParams) -> None:
@@ -281,6 +299,7 @@ def register(server: TinyForgeServer) -> None:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TinyForgeServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        ls.analyses.forget(params.text_document.uri)
         ls.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
         )

@@ -8,12 +8,15 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from tinyforge import __version__
+
+if TYPE_CHECKING:
+    from tinyforge.lsp.analyses import Analyses
 
 
 @dataclass
@@ -94,6 +97,9 @@ def one_sentence_errors(name: str, handler: Callable[..., Any]) -> Callable[...,
 
 
 class TinyForgeServer(LanguageServer):
+    # Each open document's analysis, debounced and off the event loop (lsp/diagnostics.register).
+    analyses: Analyses
+
     def __init__(self) -> None:
         super().__init__("tinyforge", __version__)
         self.settings = Settings()
