@@ -9,6 +9,7 @@ import pytest
 
 from tinyforge import datasets
 from tinyforge.errors import DatasetError
+from tinyforge.health.data import read_csv
 from tinyforge.spec import ProjectSpec
 
 pytestmark = pytest.mark.security
@@ -54,3 +55,28 @@ def test_a_csv_too_large_is_one_sentence(tmp_path: Path, monkeypatch: pytest.Mon
         datasets.validate(_spec(), tmp_path)
     message = str(failed.value)
     assert "GB TinyForge trains on from a CSV" in message and len(message.splitlines()) == 1
+
+
+def test_the_health_check_streams_the_csv(tmp_path: Path) -> None:
+    path = _csv(tmp_path, 100_000)  # ~2 MB; ~58 MB as a list of dicts
+    tracemalloc.start()
+    try:
+        header, x, labels = read_csv(path, "label")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert header == ["a", "b", "c"] and x.shape == (100_000, 3)
+    assert x[3].tolist() == [3.0, 1.5, 3.0] and labels is not None and labels[3] == "yes"
+    # About the result itself (2.4 MB of float64, a pointer per label), not 30 times the file.
+    assert peak < 3 * path.stat().st_size, f"peak {peak:,} bytes for a {path.stat().st_size:,} file"
+    header, x, _ = read_csv(path, "label", ["c", "a"])  # the spec's selection, in its order
+    assert header == ["c", "a"] and x[4].tolist() == [4.0, 4.0]
+
+
+def test_a_csv_too_large_for_the_health_check_is_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _csv(tmp_path, 100)
+    monkeypatch.setattr(datasets, "MAX_CSV_BYTES", 1000)
+    with pytest.raises(DatasetError, match="GB TinyForge trains on from a CSV"):
+        read_csv(path, "label")

@@ -16,6 +16,7 @@ import csv
 import hashlib
 import math
 import re
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyforge.datasets import AUDIO_SUFFIXES, IMAGE_SUFFIXES, resolve_path
+from tinyforge.datasets import AUDIO_SUFFIXES, IMAGE_SUFFIXES, check_csv_size, resolve_path
 from tinyforge.health import Finding, pct
 from tinyforge.spec import DatasetKind, ProjectSpec, Task
 
@@ -113,15 +114,29 @@ def read_csv(
     """Feature names, features (one row per data row) and labels (None without the column).
 
     `features` are the columns the model reads (the spec's selection); None: all but the label.
+    Streamed: each row's selected values go straight into one float array, and each label is
+    one shared string per class (a dict per row took some 30 times the file's size).
     """
+    check_csv_size(path)
+    values = array("d")
+    labels: list[str] = []
+    classes: dict[str, str] = {}
+    rows = 0
     with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        fields = list(reader.fieldnames or [])
+        # Blank lines are no rows, as for csv.DictReader (which datasets.validate reads with).
+        reader = (row for row in csv.reader(f) if row)
+        fields = next(reader, [])
         header = list(features) if features else [c for c in fields if c != label_column]
-        rows = list(reader)
-    x = np.array([[float(r[c]) for c in header] for r in rows], dtype=np.float64)
-    labels = [str(r[label_column]).strip() for r in rows] if label_column in fields else None
-    return header, x.reshape(len(rows), len(header)), labels
+        columns = [fields.index(c) for c in header]
+        label = fields.index(label_column) if label_column in fields else None
+        for row in reader:
+            rows += 1
+            values.extend(float(row[i]) for i in columns)
+            if label is not None:
+                text = row[label].strip()
+                labels.append(classes.setdefault(text, text))
+    x = np.frombuffer(values, dtype=np.float64) if values else np.zeros(0)
+    return header, x.reshape(rows, len(header)), labels if label is not None else None
 
 
 def scales_inputs(script: str) -> bool:
