@@ -12,6 +12,10 @@ export interface Interpreter {
 export interface InterpreterDeps {
   /** `tinyforge.python.interpreter`, already trimmed and with variables expanded; '' when unset. */
   setting(): string;
+  /** Whether that value is the workspace's own (see `isWorkspaceValue`), not the user's. */
+  settingFromWorkspace(): boolean;
+  /** Whether the user lets the server run with `python`, a workspace's value (`allowWorkspaceInterpreter`). */
+  allowWorkspaceInterpreter(python: string): Promise<boolean>;
   /** The interpreter selected in the Python extension, when that extension is installed. */
   pythonExtension(): Promise<string | undefined>;
   /** Whether `python -c "import tinyforge.lsp"` works. */
@@ -24,7 +28,13 @@ export interface InterpreterDeps {
 export class InterpreterError extends Error {}
 
 export async function resolveInterpreter(deps: InterpreterDeps): Promise<Interpreter> {
-  const configured = deps.setting();
+  let configured = deps.setting();
+  // A workspace's settings come with the folder, from whoever made it: its interpreter is a
+  // program TinyForge would run, so the user says yes first (once per workspace and value).
+  if (configured && deps.settingFromWorkspace() && !(await deps.allowWorkspaceInterpreter(configured))) {
+    deps.log(`Not running the workspace's tinyforge.python.interpreter (${configured}): using TinyForge's environment.`);
+    configured = '';
+  }
   if (configured) {
     if (await deps.hasServer(configured)) {
       return { python: configured, source: 'setting' };
@@ -47,6 +57,54 @@ export async function resolveInterpreter(deps: InterpreterDeps): Promise<Interpr
     deps.log(`The Python extension's interpreter ${selected} has no tinyforge package: using TinyForge's own environment.`);
   }
   return { python: await deps.managed(), source: 'managed' };
+}
+
+/** Where VS Code found the setting (`WorkspaceConfiguration.inspect`), the fields read here. */
+export interface SettingScopes {
+  globalValue?: string;
+  workspaceValue?: string;
+  workspaceFolderValue?: string;
+}
+
+/**
+ * Whether the effective value comes from the workspace or a workspace folder rather than the
+ * user's own settings. The same value as the user's is the user's: nothing new would run.
+ */
+export function isWorkspaceValue(scopes: SettingScopes | undefined): boolean {
+  const fromWorkspace = scopes?.workspaceFolderValue ?? scopes?.workspaceValue;
+  return fromWorkspace !== undefined && fromWorkspace.trim() !== '' && fromWorkspace !== scopes?.globalValue;
+}
+
+export const ALLOW = 'Allow';
+export const USE_OWN = "Use TinyForge's environment";
+
+export interface ConfirmDeps {
+  /** The workspace the value comes from: its .code-workspace file or its folder, as a URI. */
+  workspace: string;
+  /** An answer given before (the extension's globalState: a workspace cannot write it). */
+  remembered(key: string): boolean | undefined;
+  remember(key: string, allowed: boolean): PromiseLike<void>;
+  /** A modal warning offering ALLOW and USE_OWN; undefined when dismissed. */
+  ask(message: string, detail: string): PromiseLike<string | undefined>;
+}
+
+/** The user's answer for this workspace and value: asked once, remembered; a new value asks again. */
+export async function allowWorkspaceInterpreter(python: string, deps: ConfirmDeps): Promise<boolean> {
+  const key = `tinyforge.workspaceInterpreter:${deps.workspace}:${python}`;
+  const known = deps.remembered(key);
+  if (known !== undefined) {
+    return known;
+  }
+  const choice = await deps.ask(
+    `This workspace sets tinyforge.python.interpreter to ${python}. Run the TinyForge server with it?`,
+    'The server and the processes it starts would run as this Python. Allow it only for a workspace you trust; ' +
+      "otherwise TinyForge uses the Python extension's interpreter or its own environment.",
+  );
+  if (choice !== ALLOW && choice !== USE_OWN) {
+    return false; // dismissed: not an answer, asked again at the next start
+  }
+  await deps.remember(key, choice === ALLOW);
+  return choice === ALLOW;
 }
 
 /** `${workspaceFolder}` and `~` in the setting, as VS Code users write them. */

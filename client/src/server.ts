@@ -9,7 +9,15 @@ import {
   ServerOptions,
   State,
 } from 'vscode-languageclient/node';
-import { expandInterpreterSetting, Interpreter, resolveInterpreter } from './interpreter';
+import {
+  ALLOW,
+  allowWorkspaceInterpreter,
+  expandInterpreterSetting,
+  Interpreter,
+  isWorkspaceValue,
+  resolveInterpreter,
+  USE_OWN,
+} from './interpreter';
 import { canRunServer, ensureManagedEnv, pythonExtensionInterpreter } from './managedEnv';
 import { NotificationProgressFeature, ProgressEvent } from './progress';
 
@@ -68,13 +76,17 @@ export class ServerManager implements vscode.Disposable {
 
   private async doStart(): Promise<void> {
     const folder = vscode.workspace.workspaceFolders?.[0];
+    const config = vscode.workspace.getConfiguration('tinyforge', folder?.uri);
     this.interpreter = await resolveInterpreter({
-      setting: () =>
-        expandInterpreterSetting(
-          vscode.workspace.getConfiguration('tinyforge', folder?.uri).get<string>('python.interpreter', ''),
-          folder?.uri.fsPath,
-          os.homedir(),
-        ),
+      setting: () => expandInterpreterSetting(config.get<string>('python.interpreter', ''), folder?.uri.fsPath, os.homedir()),
+      settingFromWorkspace: () => isWorkspaceValue(config.inspect<string>('python.interpreter')),
+      allowWorkspaceInterpreter: (python) =>
+        allowWorkspaceInterpreter(python, {
+          workspace: (vscode.workspace.workspaceFile ?? folder?.uri)?.toString() ?? '',
+          remembered: (key) => this.context.globalState.get<boolean>(key),
+          remember: (key, allowed) => this.context.globalState.update(key, allowed),
+          ask: (message, detail) => vscode.window.showWarningMessage(message, { modal: true, detail }, ALLOW, USE_OWN),
+        }),
       pythonExtension: () => pythonExtensionInterpreter(folder?.uri),
       hasServer: (python) => canRunServer(python, this.output),
       managed: () => ensureManagedEnv(this.context, this.output),

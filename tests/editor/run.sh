@@ -76,6 +76,9 @@ session() {
 mkdir -p "$D/user-main/User" "$D/user-managed-env/User"
 cp "$here/settings.json" "$D/user-main/User/settings.json"
 cp "$here/settings.json" "$D/user-managed-env/User/settings.json"
+# The same interpreter in the user's settings: one only the workspace sets asks the user first.
+node -e 'const [f, p] = process.argv.slice(1), s = require(f); s["tinyforge.python.interpreter"] = p;
+  require("fs").writeFileSync(f, JSON.stringify(s, null, 2))' "$D/user-main/User/settings.json" "$PYTHON"
 : > "$D/counts"
 session main "$D/ws"; RC=$?
 # No interpreter configured: the extension makes its own environment; pip meets an index that

@@ -1,16 +1,26 @@
 import * as assert from 'node:assert/strict';
 import {
+  ALLOW,
+  allowWorkspaceInterpreter,
+  ConfirmDeps,
   expandInterpreterSetting,
   InterpreterDeps,
   InterpreterError,
   isSupportedPython,
+  isWorkspaceValue,
   pipFailureSummary,
   resolveInterpreter,
+  USE_OWN,
 } from '../../src/interpreter';
 
 function deps(over: Partial<InterpreterDeps>, calls: string[] = []): InterpreterDeps {
   return {
     setting: () => '',
+    settingFromWorkspace: () => false,
+    allowWorkspaceInterpreter: async (python) => {
+      calls.push(`asked:${python}`);
+      return true;
+    },
     pythonExtension: async () => undefined,
     hasServer: async () => true,
     managed: async () => {
@@ -91,5 +101,103 @@ describe('interpreter choice', () => {
       'error: subprocess-exited-with-error',
     ].join('\n');
     assert.equal(pipFailureSummary(nested), 'ERROR: No matching distribution found for setuptools>=68');
+  });
+});
+
+describe('an interpreter set by the workspace', () => {
+  const ws = '/ws/.venv/bin/python';
+
+  it('is not asked about when it is the user\'s own setting', async () => {
+    const calls: string[] = [];
+    const got = await resolveInterpreter(deps({ setting: () => ws }, calls));
+    assert.deepEqual(got, { python: ws, source: 'setting' });
+    assert.ok(!calls.some((c) => c.startsWith('asked:')));
+  });
+
+  it('is used once the user allows it', async () => {
+    const calls: string[] = [];
+    const got = await resolveInterpreter(deps({ setting: () => ws, settingFromWorkspace: () => true }, calls));
+    assert.deepEqual(got, { python: ws, source: 'setting' });
+    assert.deepEqual(calls, [`asked:${ws}`]);
+  });
+
+  it('declined: never run, not even to probe it; the Python extension\'s or the managed one instead', async () => {
+    const probed: string[] = [];
+    const declined = {
+      setting: () => ws,
+      settingFromWorkspace: () => true,
+      allowWorkspaceInterpreter: async () => false,
+      hasServer: async (p: string) => {
+        probed.push(p);
+        return true;
+      },
+    };
+    const calls: string[] = [];
+    const managed = await resolveInterpreter(deps(declined, calls));
+    assert.deepEqual(managed, { python: '/storage/python-env/bin/python', source: 'managed' });
+    assert.ok(calls.some((c) => c.startsWith('log:') && c.includes(ws)));
+    const selected = await resolveInterpreter(deps({ ...declined, pythonExtension: async () => '/usr/bin/python3.11' }));
+    assert.deepEqual(selected, { python: '/usr/bin/python3.11', source: 'python-extension' });
+    assert.ok(!probed.includes(ws));
+  });
+
+  it('comes from the workspace or a folder unless the user set the same value', () => {
+    assert.ok(isWorkspaceValue({ workspaceValue: ws }));
+    assert.ok(isWorkspaceValue({ globalValue: '/usr/bin/python3', workspaceFolderValue: ws }));
+    assert.ok(!isWorkspaceValue({ globalValue: ws }));
+    assert.ok(!isWorkspaceValue({ globalValue: ws, workspaceValue: ws }));
+    assert.ok(!isWorkspaceValue({ workspaceValue: '' }));
+    assert.ok(!isWorkspaceValue(undefined));
+  });
+});
+
+describe('the answer about a workspace\'s interpreter', () => {
+  function memory(answers: (string | undefined)[]): ConfirmDeps & { asked: string[]; stored: Map<string, boolean> } {
+    const stored = new Map<string, boolean>();
+    const asked: string[] = [];
+    return {
+      workspace: 'file:///ws',
+      stored,
+      asked,
+      remembered: (key) => stored.get(key),
+      remember: async (key, allowed) => {
+        stored.set(key, allowed);
+      },
+      ask: async (message) => {
+        asked.push(message);
+        return answers.shift();
+      },
+    };
+  }
+
+  it('is asked once, with the value in the question, and remembered', async () => {
+    const m = memory([ALLOW]);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', m), true);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', m), true);
+    assert.equal(m.asked.length, 1);
+    assert.match(m.asked[0], /This workspace sets tinyforge\.python\.interpreter to \/ws\/py\. Run the TinyForge server with it\?/);
+  });
+
+  it('remembers a refusal too', async () => {
+    const m = memory([USE_OWN]);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', m), false);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', m), false);
+    assert.equal(m.asked.length, 1);
+  });
+
+  it('is asked again for a changed value or another workspace', async () => {
+    const m = memory([ALLOW, USE_OWN, ALLOW]);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', m), true);
+    assert.equal(await allowWorkspaceInterpreter('/ws/other-py', m), false);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', { ...m, workspace: 'file:///elsewhere' }), true);
+    assert.equal(m.asked.length, 3);
+  });
+
+  it('dismissed: not allowed this time, and asked again next time', async () => {
+    const m = memory([undefined, ALLOW]);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', m), false);
+    assert.equal(m.stored.size, 0);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', m), true);
+    assert.equal(m.asked.length, 2);
   });
 });
