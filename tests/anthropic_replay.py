@@ -10,6 +10,7 @@ the real thing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -67,3 +68,19 @@ class Replay:
 
     def client(self) -> httpx2.Client:
         return httpx2.Client(transport=httpx2.MockTransport(self))
+
+
+def replaying_session_init(replay: Replay) -> Callable[..., None]:
+    """A `ClaudeSession.__init__` whose SDK client talks to `replay` unless given its own.
+
+    For the doors that build their planner themselves (the CLI, the language server): set it on
+    ClaudeSession (monkeypatch, or a test server's launcher) and every request they make goes
+    through the SDK's `http_client` hook to the recorded answers."""
+    from tinyforge.llm import ClaudeSession
+
+    original = ClaudeSession.__init__
+
+    def init(self: ClaudeSession, *, http_client: httpx2.Client | None = None, **kw: Any) -> None:
+        original(self, http_client=http_client or replay.client(), **kw)
+
+    return init

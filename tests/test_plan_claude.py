@@ -338,22 +338,30 @@ def test_offline_sizing_takes_over_after_the_last_round(tmp_path: Path) -> None:
     assert "kept TinyForge's own model sizing" in p.notices[-1]
 
 
-def test_new_project_writes_claudes_checked_model(tmp_path: Path) -> None:
-    small = (
-        "def build_model(num_classes: int, x_train: np.ndarray):\n"
-        "    import keras\n"
-        "    from keras import layers\n\n"
-        "    return keras.Sequential([\n"
-        "        keras.Input(shape=INPUT_SHAPE),\n"
-        '        layers.Conv2D(12, 3, padding="same", activation="relu"),\n'
-        "        layers.Flatten(),\n"
-        '        layers.Dense(num_classes, activation="softmax"),\n'
-        "    ])\n"
-    )
-    replay = Replay(
+# A small model for the digits that passes the checks: Claude's design in a new project.
+SMALL_MODEL = (
+    "def build_model(num_classes: int, x_train: np.ndarray):\n"
+    "    import keras\n"
+    "    from keras import layers\n\n"
+    "    return keras.Sequential([\n"
+    "        keras.Input(shape=INPUT_SHAPE),\n"
+    '        layers.Conv2D(12, 3, padding="same", activation="relu"),\n'
+    "        layers.Flatten(),\n"
+    '        layers.Dense(num_classes, activation="softmax"),\n'
+    "    ])\n"
+)
+
+
+def new_project_answers() -> tuple[tuple[int, dict, dict], ...]:
+    """The API's answers to `tinyforge new DIGITS --planner claude`: the spec, then the model."""
+    return (
         tool_reply("project_spec", digits_spec(), 1),
-        tool_reply("propose_model", {"build_model": small, "rationale": "tiny"}, 2),
+        tool_reply("propose_model", {"build_model": SMALL_MODEL, "rationale": "tiny"}, 2),
     )
+
+
+def test_new_project_saves_claudes_checked_model_until_accepted(tmp_path: Path) -> None:
+    replay = Replay(*new_project_answers())
     notices: list[str] = []
     out = tmp_path / "digits"
     spec, written = pipeline.new_project(
@@ -364,9 +372,15 @@ def test_new_project_writes_claudes_checked_model(tmp_path: Path) -> None:
         notices=notices,
     )
     assert spec.board == "pico" and "train.py" in written.written
-    assert "layers.Conv2D(12, 3" in (out / "train.py").read_text()
     assert notices[0].startswith("Planned by Claude")
     assert notices[1].startswith("Model designed by Claude") and "parameters" in notices[1]
+    # Beside train.py until the user accepts it (tests/security/test_proposal_preview.py).
+    assert "layers.Conv2D(12, 3" not in (out / "train.py").read_text()
+    pending = pipeline.pending_proposal(out)
+    assert pending is not None and '+        layers.Conv2D(12, 3, padding="same"' in pending.diff()
+    pipeline.accept_proposal(out)
+    assert "layers.Conv2D(12, 3" in (out / "train.py").read_text()
+    assert pipeline.pending_proposal(out) is None
     # Claude's design is the user's now: a regeneration keeps it.
     again = generate.write_project(spec, out)
     assert again.kept == ["train.py"]

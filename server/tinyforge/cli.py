@@ -190,8 +190,58 @@ def cmd_new(args: argparse.Namespace) -> int:
         console.print(f"  [yellow]{line}[/]")
     for assumption in spec.assumptions:
         console.print(f"  [dim]assumed: {assumption}[/]")
+    settle_proposal(out, accept=args.yes)
     console.print(f"Next: [bold]tinyforge build {out}[/]")
     return 0
+
+
+def settle_proposal(out: Path, *, accept: bool) -> None:
+    """Claude's model design runs only once the user took it: the diff, then the question on a
+    terminal (`--yes` answers it); with no one to ask it waits beside train.py."""
+    from tinyforge import pipeline
+
+    pending = pipeline.pending_proposal(out)
+    if pending is None:
+        return
+    console.print("\nClaude proposes this model design for train.py (nothing of it has run):")
+    print_diff(pending.diff())
+    asking = not accept and sys.stdin.isatty()
+    if accept or (asking and _asked_yes("Use Claude's model design? [y/N] ")):
+        pipeline.accept_proposal(out)
+        console.print("train.py now holds Claude's model design.")
+    elif asking:
+        pipeline.discard_proposal(out)
+        console.print("Kept TinyForge's own train.py.")
+    else:
+        where = escape(str(out / pipeline.PROPOSAL_FILE))
+        console.print(
+            f"Kept TinyForge's own train.py; Claude's design waits in {where}: use it with "
+            f"[bold]tinyforge accept-proposal {escape(str(out))}[/]."
+        )
+
+
+def _asked_yes(question: str) -> bool:
+    try:
+        answer = console.input(escape(question))
+    except EOFError:  # Ctrl-D: no answer is the default, no
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_accept_proposal(args: argparse.Namespace) -> int:
+    from tinyforge import pipeline
+
+    project = Path(args.project)
+    pipeline.accept_proposal(project)
+    console.print(f"train.py in {escape(str(project))} now holds Claude's model design.")
+    console.print(f"Next: [bold]tinyforge build {escape(str(project))}[/]")
+    return 0
+
+
+def print_diff(diff: str) -> None:
+    for line in diff.splitlines():
+        style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+        console.print(line, style=style, markup=False, highlight=False)
 
 
 def add_device_rows(table: Table, d: dict[str, Any], report: dict[str, Any]) -> None:
@@ -450,9 +500,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     for number, fix in enumerate(result.fixes, 1):
         console.print(f"\n[bold]{number}. {escape(fix.title)}[/] [dim]({fix.rule})[/]")
         console.print(escape(fix.explanation))
-        for line in fix.diff().splitlines():
-            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
-            console.print(line, style=style, markup=False, highlight=False)
+        print_diff(fix.diff())
     if applied:
         for title in applied:
             console.print(f"[green]applied:[/] {escape(title)}")
@@ -554,8 +602,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     with Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
         progress = TerminalProgress(bar, args.verbose)
         try:
+            timeout = args.convert_timeout
             if target.is_dir():  # a project: convert its model again (no training)
-                built = pipeline.build(target, progress=progress, cancel=cancel, train=False)
+                built = pipeline.build(
+                    target,
+                    progress=progress,
+                    cancel=cancel,
+                    train=False,
+                    timeouts={"convert": timeout} if timeout is not None else None,
+                )
                 report, fits = built.report, built.fits
             else:
                 result = convert_onnx(
@@ -569,6 +624,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                     force=args.force,
                     progress=progress,
                     cancel=cancel,
+                    timeout=timeout,
                 )
                 report, fits = result.report, result.fits
         except KeyboardInterrupt:
@@ -842,7 +898,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--planner", default="offline", help="offline (default) or claude")
     p.add_argument("--model", help="Claude model id (default: $TINYFORGE_CLAUDE_MODEL or built-in)")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="use the model Claude designs (--planner claude) without asking (with no "
+        "terminal to ask, it waits in train.py.proposed for `tinyforge accept-proposal`)",
+    )
     p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser(
+        "accept-proposal",
+        help="make the model Claude proposed at `tinyforge new` (train.py.proposed) train.py",
+    )
+    p.add_argument("project", nargs="?", default=".")
+    p.set_defaults(func=cmd_accept_proposal)
 
     p = sub.add_parser(
         "build",
@@ -983,6 +1052,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="least float32 top-1 agreement with onnxruntime (default 0.99)",
     )
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    p.add_argument(
+        "--convert-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop the convert stage (onnx2tf) after SECONDS (default: timeouts.convert in the "
+        "project's spec)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="show onnx2tf's output")
     p.set_defaults(func=cmd_convert)

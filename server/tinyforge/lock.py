@@ -1,4 +1,4 @@
-"""One command at a time per project: build, train, convert and deploy take the project's lock.
+"""One command at a time per project: build, train, convert, fit and deploy take its lock.
 
 Two builds of the same project at once interleave their files and one reports success over the
 other's half-written ones. The lock is an OS file lock (released when its process dies, so a

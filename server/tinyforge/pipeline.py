@@ -25,6 +25,7 @@ from tinyforge.convert import c_array
 from tinyforge.convert.keras_worker import decide
 from tinyforge.errors import StageError, TinyForgeError
 from tinyforge.generate import ARTIFACTS_DIR, MAIN_CPP, MODEL_DATA_CC, MODEL_DATA_H
+from tinyforge.generate.files import is_pristine, write_atomic
 from tinyforge.generate.firmware import firmware_arena_bytes
 from tinyforge.health.data import DataReport
 from tinyforge.health.report import after_build, before_training
@@ -107,8 +108,10 @@ def new_project(
 ) -> tuple[ProjectSpec, generate.WriteResult]:
     """Plan a request and write a new project folder. Nothing is written when planning fails.
 
-    A planner that can design the model (Claude) proposes train.py's build_model; it is
-    written only after the static checks against the budget and the TFLM op list pass.
+    A planner that can design the model (Claude) proposes train.py's build_model. A proposal
+    that passes the static checks (the allow-list, the budget, the TFLM op list) is saved
+    beside train.py as PROPOSAL_FILE, never into it: train.py stays TinyForge's own until the
+    user has seen the diff and accepted it (`pending_proposal`, `accept_proposal`).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -140,6 +143,8 @@ def new_project(
 
 
 def _propose_model(planner: Any, spec: ProjectSpec, out: Path, notices: list[str]) -> None:
+    # A proposal left by an earlier `new --force` was made for another plan.
+    discard_proposal(out)
     propose = getattr(planner, "propose_model", None)
     if propose is None:
         return
@@ -160,9 +165,66 @@ def _propose_model(planner: Any, spec: ProjectSpec, out: Path, notices: list[str
         proposal = None
     notices += getattr(planner, "notices", [])[before:]
     if proposal is not None:
-        # Written outside the manifest on purpose: the design is the user's from now on, so
-        # a later spec change keeps it (TinyForge's version then goes beside it).
-        script.write_text(proposal.train_source, encoding="utf-8")
+        # Beside train.py, not in it: the static check is a screen, not a proof, so Claude's
+        # code runs only once the user has read the diff and taken it (accept_proposal).
+        write_atomic(out, PROPOSAL_FILE, proposal.train_source)
+
+
+# Claude's train.py waiting for the user's answer (`tinyforge new`, the editor's preview).
+PROPOSAL_FILE = generate.TRAIN_SCRIPT + ".proposed"
+
+
+@dataclass(frozen=True)
+class PendingProposal:
+    """Claude's model design for a project, not used until the user accepts it."""
+
+    project_dir: Path
+    current: str  # train.py as it is: TinyForge's own
+    proposed: str  # train.py with Claude's build_model
+
+    def diff(self) -> str:
+        """The proposal as a unified diff against train.py."""
+        from tinyforge.repair.fixes import FileEdit
+
+        return FileEdit(generate.TRAIN_SCRIPT, self.current, self.proposed).diff()
+
+
+def pending_proposal(project_dir: Path) -> PendingProposal | None:
+    """The project's model proposal waiting for an answer, or None."""
+    project_dir = Path(project_dir)
+    path = project_dir / PROPOSAL_FILE
+    if path.is_symlink() or not path.is_file():
+        return None  # only a file TinyForge wrote there, never one a link leads to
+    script = project_dir / generate.TRAIN_SCRIPT
+    current = script.read_text(encoding="utf-8") if script.is_file() else ""
+    return PendingProposal(project_dir, current, path.read_text(encoding="utf-8"))
+
+
+def accept_proposal(project_dir: Path) -> PendingProposal:
+    """Make Claude's proposal the project's train.py (`tinyforge accept-proposal`)."""
+    project_dir = Path(project_dir)
+    with project_lock(project_dir, "accept-proposal"):
+        pending = pending_proposal(project_dir)
+        if pending is None:
+            raise TinyForgeError(
+                f"No model proposal to accept in {project_dir}: there is no {PROPOSAL_FILE}."
+            )
+        if not is_pristine(project_dir, generate.TRAIN_SCRIPT):
+            # The diff the user saw was against TinyForge's train.py: never over their edits.
+            raise TinyForgeError(
+                f"{generate.TRAIN_SCRIPT} in {project_dir} changed since Claude's proposal was "
+                f"made: compare it with {PROPOSAL_FILE} and merge by hand."
+            )
+        # Outside the manifest on purpose: the design is the user's from now on, so a later
+        # spec change keeps it (TinyForge's version then goes beside it).
+        write_atomic(project_dir, generate.TRAIN_SCRIPT, pending.proposed)
+        discard_proposal(project_dir)
+    return pending
+
+
+def discard_proposal(project_dir: Path) -> None:
+    """Forget the project's model proposal (declined, or taken into the editor's buffer)."""
+    (Path(project_dir) / PROPOSAL_FILE).unlink(missing_ok=True)
 
 
 def relocate_dataset(spec: ProjectSpec, out: Path) -> ProjectSpec:
@@ -307,7 +369,7 @@ def build(
     spec = ProjectSpec.load(project_dir)
     if spec.model is not None:
         # A model the user brought (`tinyforge convert`): nothing to train, convert it again.
-        return _build_brought_model(project_dir, spec, progress, cancel)
+        return _build_brought_model(project_dir, spec, progress, cancel, timeouts)
     spec = reconcile_with_data(spec, project_dir)
     if timeouts:
         limits = {**(spec.timeouts.model_dump() if spec.timeouts else {}), **timeouts}
@@ -345,6 +407,7 @@ def _build_brought_model(
     spec: ProjectSpec,
     progress: Progress | None,
     cancel: threading.Event | None,
+    timeouts: dict[str, float] | None = None,
 ) -> BuildResult:
     from tinyforge.convert.onnx import convert_onnx
 
@@ -356,6 +419,7 @@ def _build_brought_model(
         quantization=spec.quantization.value,
         progress=progress,
         cancel=cancel,
+        timeout=(timeouts or {}).get("convert"),  # else the spec's timeouts.convert
     )
     verdict = result.verdict
     return BuildResult(project_dir, result.report, verdict, result.notices)

@@ -1,16 +1,21 @@
-"""One command at a time per project: a second one gets one sentence naming the holder."""
+"""One command at a time per project (build, train, convert, fit, deploy): a second one gets one
+sentence naming the holder."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tinyforge import cli, deploy
+from tinyforge import cli, deploy, jobs, pipeline
+from tinyforge.convert.onnx import convert_onnx
+from tinyforge.fit import FIT_DIR, FitOptions, fit
 from tinyforge.lock import ProjectBusy, lock_path, project_lock
 from tinyforge.pipeline import all_or_nothing
 
@@ -94,3 +99,131 @@ def test_another_process_holds_it_until_it_dies(
         except ProjectBusy:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+# -- fit and ONNX conversion take it too ---------------------------------------------------------
+
+
+class HoldAt:
+    """A Progress that stops the command at the start of `stage` until released (it holds the
+    project's lock meanwhile, as for its whole run)."""
+
+    def __init__(self, stage: str) -> None:
+        self.at, self.reached, self.release = stage, threading.Event(), threading.Event()
+
+    def stage(self, name: str, index: int, total: int) -> None:
+        if name == self.at:
+            self.reached.set()
+            self.release.wait(60)
+
+    def update(self, fraction: float | None, message: str) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def running(command: Callable[[HoldAt, threading.Event], object], stage: str) -> Iterator[None]:
+    """`command(progress, cancel)` in a thread, held at `stage`; cancelled on the way out."""
+    progress, cancel = HoldAt(stage), threading.Event()
+    ended: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            command(progress, cancel)
+        except BaseException as exc:  # handed to the test below
+            ended.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert progress.reached.wait(120), ended
+        yield
+    finally:
+        cancel.set()
+        progress.release.set()
+        thread.join(120)
+    assert ended and isinstance(ended[0], jobs.Cancelled), ended
+
+
+@pytest.fixture
+def digits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "digits"
+    pipeline.new_project("handwritten digits on a Pi Pico", folder)
+    return folder
+
+
+@contextlib.contextmanager
+def held(folder: Path, command: str) -> Iterator[None]:
+    """The folder's lock held by another thread for `command`."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with project_lock(folder, command):
+            taken.set()
+            release.wait(120)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert taken.wait(10)
+        yield
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_fit_waits_for_no_one(digits: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with held(digits, "deploy"):
+        code = cli.main(["fit", str(digits), "--trials", "1", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "is busy: `tinyforge deploy`" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (digits / FIT_DIR).exists()
+
+
+def test_a_build_waits_for_fit(digits: Path) -> None:
+    def search(progress: HoldAt, cancel: threading.Event) -> object:
+        return fit(digits, FitOptions(trials=1), progress=progress, cancel=cancel)
+
+    with running(search, "search"), pytest.raises(ProjectBusy) as busy, all_or_nothing(digits):
+        pass
+    assert "is busy: `tinyforge fit`" in str(busy.value)
+
+
+def test_onnx_conversion_into_a_held_folder_is_refused(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "converted"  # not there yet: the command that holds it is creating it
+    with held(out, "deploy"):
+        code = cli.main(["convert", str(tiny_onnx), "--board", "nano33ble", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "is busy: `tinyforge deploy`" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("folder", ["new", "project"])
+def test_an_onnx_conversion_holds_its_folder(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "converted"
+    if folder == "project":  # a project from an earlier conversion, converted again
+        convert_onnx(tiny_onnx, board="nano33ble", out=out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*")) if out.exists() else None
+
+    def convert(progress: HoldAt, cancel: threading.Event) -> object:
+        return convert_onnx(tiny_onnx, board="nano33ble", out=out, progress=progress, cancel=cancel)
+
+    build = project_lock(out, "build")
+    with running(convert, "convert"), pytest.raises(ProjectBusy) as busy, build:
+        pass
+    assert "is busy: `tinyforge convert`" in str(busy.value)
+    # Cancelled: a new folder is gone, a project is as it was.
+    assert (sorted(p.relative_to(out) for p in out.rglob("*")) if out.exists() else None) == before

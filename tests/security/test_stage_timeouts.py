@@ -70,3 +70,38 @@ def test_timeouts_are_in_the_schema() -> None:
     # A spec without timeouts writes no [timeouts] table: existing tinyforge.toml files stay.
     plain = spec.model_copy(update={"timeouts": None})
     assert "timeouts" not in plain.to_toml()
+
+
+# -- ONNX conversion (`tinyforge convert model.onnx`): a real onnx2tf run, given too little time
+
+
+def test_flag_timeout_stops_onnx_conversion(
+    tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "proj"
+    start = time.monotonic()
+    code = cli.main(
+        ["convert", str(tiny_onnx), "--board", "nano33ble", "--out", str(out)]
+        + ["--convert-timeout", "0.5"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error (convert): The convert stage ran out of its 0.5 s" in err
+    assert "--convert-timeout" in err and "Traceback" not in err
+    assert not out.exists()  # the new project folder is gone with the run
+    assert time.monotonic() - start < 60
+
+
+def test_spec_timeout_stops_onnx_conversion_of_a_project(
+    tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "proj"
+    assert cli.main(["convert", str(tiny_onnx), "--board", "nano33ble", "--out", str(out)]) == 0
+    with (out / "tinyforge.toml").open("a", encoding="utf-8") as spec:
+        spec.write("\n[timeouts]\nconvert = 0.5\n")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert cli.main(["convert", str(out)]) == 2  # the project's model, converted again
+    err = capsys.readouterr().err
+    assert "error (convert): The convert stage ran out of its 0.5 s (timeouts.convert in" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # restored

@@ -14,6 +14,7 @@ This module imports `onnx` and numpy only; onnx2tf and TensorFlow stay in the wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -42,6 +43,7 @@ from tinyforge.convert.onnx_worker import (
 )
 from tinyforge.datasets import IMAGE_SUFFIXES
 from tinyforge.errors import DatasetError, ModelFileError, StageError, TinyForgeError
+from tinyforge.lock import project_lock
 from tinyforge.progress import NullProgress, Progress
 from tinyforge.spec import (
     SPEC_FILENAME,
@@ -650,13 +652,18 @@ def convert_onnx(
     force: bool = False,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    timeout: float | None = None,
 ) -> ConvertResult:
     """`tinyforge convert MODEL.onnx --board B [--calibration DATA] [--out DIR]`.
 
     Without `out`, the deployed model is written beside the ONNX file as <stem>_int8.tflite
     (or _float32); with it, DIR becomes a project (see the module docstring). Raises
     ModelFileError/DatasetError/StageError with one sentence; a model TFLM cannot run or that
-    does not fit comes back with `fits` False and the report saying why.
+    does not fit comes back with `fits` False and the report saying why. `timeout` (seconds,
+    `--convert-timeout`) stops the onnx2tf run; else an existing project's timeouts.convert.
+
+    DIR is locked for the whole conversion (lock.py), a new one too: a second conversion into
+    it, or a build, fit or deploy of it, gets one sentence naming this one.
     """
     from tinyforge.pipeline import all_or_nothing
 
@@ -669,33 +676,39 @@ def convert_onnx(
             "(`tinyforge inspect` reads .tflite and Keras files)."
         )
     out_dir = Path(out).resolve() if out is not None else None
-    existing = _existing_project(out_dir, model_path, force)
-    if board is None and existing is not None:
-        board = existing.board
-    if not board:
-        raise TinyForgeError(
-            "Give the board to convert for with --board (e.g. nano33ble); `tinyforge boards` "
-            "lists them."
-        )
-    the_board = get_board(board)
-    if existing is not None and input_shape is None and existing.model is not None:
-        input_shape = existing.model.input_shape
-    source = Path(calibration).resolve() if calibration is not None else None
-    if out_dir is not None and out_dir.exists():
-        with all_or_nothing(out_dir, _PROJECT_OUTPUTS):
+    # Taken before the folder is looked at: a second conversion must not decide it is new (or
+    # remove it on its own failure) while this one writes it.
+    lock = project_lock(out_dir, "convert") if out_dir is not None else contextlib.nullcontext()
+    with lock:
+        existing = _existing_project(out_dir, model_path, force)
+        if board is None and existing is not None:
+            board = existing.board
+        if not board:
+            raise TinyForgeError(
+                "Give the board to convert for with --board (e.g. nano33ble); `tinyforge "
+                "boards` lists them."
+            )
+        the_board = get_board(board)
+        if existing is not None and input_shape is None and existing.model is not None:
+            input_shape = existing.model.input_shape
+        if timeout is None and existing is not None and existing.timeouts is not None:
+            timeout = existing.timeouts.convert
+        source = Path(calibration).resolve() if calibration is not None else None
+        if out_dir is not None and out_dir.exists():
+            with all_or_nothing(out_dir, _PROJECT_OUTPUTS, command="convert"):
+                return _convert(
+                    model_path, the_board, source, out_dir, existing, input_shape,
+                    quantization, min_agreement, progress or NullProgress(), cancel, timeout,
+                )  # fmt: skip
+        try:
             return _convert(
                 model_path, the_board, source, out_dir, existing, input_shape,
-                quantization, min_agreement, progress or NullProgress(), cancel,
+                quantization, min_agreement, progress or NullProgress(), cancel, timeout,
             )  # fmt: skip
-    try:
-        return _convert(
-            model_path, the_board, source, out_dir, existing, input_shape,
-            quantization, min_agreement, progress or NullProgress(), cancel,
-        )  # fmt: skip
-    except BaseException:
-        if out_dir is not None:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
+        except BaseException:
+            if out_dir is not None:
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
 
 
 # Everything a conversion writes into a project: restored when it fails or is cancelled.
@@ -747,6 +760,7 @@ def _convert(
     min_agreement: float,
     progress: Progress,
     cancel: threading.Event | None,
+    timeout: float | None = None,
 ) -> ConvertResult:
     seconds: dict[str, float] = {}
     notices: list[str] = []
@@ -784,7 +798,7 @@ def _convert(
         work = Path(tmp)
         result = timed(
             "convert", lambda: _run_worker(work, info, calib, quantization, min_agreement,
-                                           progress, cancel)
+                                           progress, cancel, timeout)
         )  # fmt: skip
         int8 = quantization == "int8"
         deployed = work / (INT8_TFLITE if int8 else FLOAT_TFLITE)
@@ -868,6 +882,7 @@ def _run_worker(
     min_agreement: float,
     progress: Progress,
     cancel: threading.Event | None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     import onnx
 
@@ -902,13 +917,19 @@ def _run_worker(
             seen.update(step for step in steps if step in text)
             progress.update(min(0.1 + 0.17 * len(seen), 0.95), text)
 
-    run = jobs.run(
-        jobs.python_command("-m", "tinyforge.convert.onnx_worker", str(work)),
-        cwd=work,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"},
-        on_line=on_line,
-        cancel=cancel,
-    )
+    try:
+        run = jobs.run(
+            jobs.python_command("-m", "tinyforge.convert.onnx_worker", str(work)),
+            cwd=work,
+            env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"},
+            on_line=on_line,
+            cancel=cancel,
+            timeout=timeout,
+        )
+    except TimeoutError:  # the worker's process tree is gone: say which stage ran out
+        from tinyforge.train import timeout_sentence
+
+        raise StageError("convert", timeout_sentence("convert", timeout)) from None
     result_path = work / RESULT_FILE
     if not result_path.is_file():
         from tinyforge.train import failure_sentence

@@ -28,6 +28,7 @@ from tinyforge.fit.feasibility import Screen, Target, screen
 from tinyforge.fit.space import Candidate, SearchSpace, space_for
 from tinyforge.fit.trial import DATA_DIR, TrialJob
 from tinyforge.fit.writeback import WriteBack, new_train_script
+from tinyforge.lock import locked
 from tinyforge.progress import NullProgress, Progress
 from tinyforge.spec import DatasetKind, ProjectSpec, Task
 
@@ -528,6 +529,9 @@ def _reasons(
     return text
 
 
+# The whole search holds the project's lock: trials read its data and train.py while a build
+# would rewrite them, and a second search would interleave fit/ (lock.py says who holds it).
+@locked("fit")
 def fit(
     project_dir: Path,
     options: FitOptions | None = None,

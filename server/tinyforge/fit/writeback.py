@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tinyforge.check.proposal import replace_function
 from tinyforge.generate.files import NEW_SUFFIX
+from tinyforge.lock import locked
 from tinyforge.spec import SPEC_FILENAME, Task
 
 TRAIN_SCRIPT = "train.py"
@@ -78,6 +79,7 @@ def new_train_script(
     return text, False
 
 
+@locked("fit")  # it writes train.py and tinyforge.toml: not under a running build
 def write(project_dir: Path, write_back: WriteBack, *, apply: bool) -> list[str]:
     """Write the new files, beside the user's as NAME.tinyforge-new unless `apply`; the
     relative paths written."""

@@ -191,15 +191,20 @@ def register(server: TinyForgeServer) -> None:
 
     @server.command("tinyforge.newProject")
     async def new_project(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
+        """args: request, folder, optionally a board. A model Claude designs comes as an edit of
+        train.py the editor previews before it is used (lsp/preview.py)."""
+        from tinyforge.lsp.preview import offer_proposal
+
         notices: list[str] = []
         try:
             if len(args) < 2:
                 raise TinyForgeError("tinyforge.newProject takes a request and a folder.")
             board = str(args[2]) if len(args) > 2 and args[2] else None
+            folder = _project([args[1]], ls)
             spec, written = await asyncio.to_thread(
                 pipeline.new_project,
                 str(args[0]),
-                _project([args[1]], ls),
+                folder,
                 board=board,
                 default_board=ls.settings.board,
                 planner=ls.settings.planner,
@@ -208,12 +213,13 @@ def register(server: TinyForgeServer) -> None:
             )
         except TinyForgeError as exc:
             return {**_error(exc), "notices": notices}
-        return {
+        answer = {
             "ok": True,
             "spec": spec.model_dump(mode="json"),
             "written": written.written,
             "notices": notices,
         }
+        return await offer_proposal(ls, folder, answer)
 
     @server.command("tinyforge.repair")
     async def repair(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
@@ -255,7 +261,8 @@ def register(server: TinyForgeServer) -> None:
         """args: project (or a file in it), then optionally {"budgetRam": "64KB", "budgetFlash",
         "trials", "epochs", "engine", "address", "seed", "batch", "apply": false}: the search,
         then the chosen model as an edit of train.py to preview (see lsp/fit.py)."""
-        from tinyforge.lsp.fit import fit_work, offer_edit
+        from tinyforge.lsp.fit import fit_work
+        from tinyforge.lsp.preview import offer_edit
 
         try:
             work, options = fit_work(ls, list(args))

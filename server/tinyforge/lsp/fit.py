@@ -5,7 +5,7 @@ train.py. Its command, `tinyforge.fit`, runs the search in a worker thread (tria
 processes, `$/progress` with cancel, like tinyforge.train) and answers with the front, the
 plot and the chosen model as a WorkspaceEdit of train.py. When the editor can preview edits
 (change annotations), the server also asks it to apply that edit with a confirmation, so the
-user sees the diff (VS Code's refactor preview) and accepts or discards it.
+user sees the diff (VS Code's refactor preview) and accepts or discards it (lsp/preview.py).
 """
 
 from __future__ import annotations
@@ -19,18 +19,22 @@ from typing import Any
 
 from lsprotocol import types as lsp
 from lsprotocol.converters import get_converter
-from pygls.uris import from_fs_path
 
 from tinyforge.errors import TinyForgeError
 from tinyforge.lsp.documents import context_for, doc_path
+from tinyforge.lsp.preview import (
+    DocumentChange,
+    confirmed_edit,
+    current_text,
+    file_uri,
+    whole_file_changes,
+)
 from tinyforge.lsp.server import TinyForgeServer
 
 FIT_TITLE = "Find the best model that fits"
 COMMAND = "tinyforge.fit"
 ANNOTATION = "tinyforge-fit"
 MODEL_FUNCTIONS = ("build_model", "build_models")
-# The editor's answer to the preview may wait on the user: long, but not forever.
-APPLY_TIMEOUT = 600.0
 
 
 def _model_span(text: str) -> tuple[int, int] | None:
@@ -116,52 +120,22 @@ def _options(args: list[Any]) -> tuple[Any, dict[str, Any]]:
     return FitOptions(**{k: v for k, v in values.items() if v is not None}), raw
 
 
-def _whole_text_edit(uri: str, old: str, new: str) -> lsp.TextDocumentEdit:
-    lines = old.split("\n")
-    end = lsp.Position(line=len(lines) - 1, character=len(lines[-1]))
-    return lsp.TextDocumentEdit(
-        text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None),
-        edits=[
-            lsp.AnnotatedTextEdit(
-                range=lsp.Range(start=lsp.Position(line=0, character=0), end=end),
-                new_text=new,
-                annotation_id=ANNOTATION,
-            )
-        ],
-    )
-
-
 def workspace_edit(
     server: TinyForgeServer, project: Path, write_back: Any, label: str, reasons: str
 ) -> lsp.WorkspaceEdit:
     """train.py (the editor's buffer when it is open) and, when the input changes, the spec."""
-    changes: list[lsp.TextDocumentEdit | lsp.CreateFile | lsp.RenameFile | lsp.DeleteFile] = []
+    changes: list[DocumentChange] = []
     for name in ("train.py", "tinyforge.toml"):
         path = project / name
-        uri = from_fs_path(str(path)) or path.as_uri()
-        if uri in server.workspace.text_documents:
-            current: str | None = server.workspace.get_text_document(uri).source
-        else:
-            current = path.read_text(encoding="utf-8") if path.is_file() else None
+        current = current_text(server, path)
         if name == "train.py":
             new = write_back.against(current).train_py
         elif write_back.spec_toml is not None:
             new = write_back.spec_toml
         else:
             continue
-        if current is None:
-            changes.append(
-                lsp.CreateFile(uri=uri, options=lsp.CreateFileOptions(ignore_if_exists=True))
-            )
-        changes.append(_whole_text_edit(uri, current or "", new))
-    return lsp.WorkspaceEdit(
-        document_changes=changes,
-        change_annotations={
-            ANNOTATION: lsp.ChangeAnnotation(
-                label=label, needs_confirmation=True, description=reasons
-            )
-        },
-    )
+        changes += whole_file_changes(file_uri(path), current, new, ANNOTATION)
+    return confirmed_edit(changes, ANNOTATION, label, reasons)
 
 
 def fit_work(server: TinyForgeServer, args: list[Any]) -> tuple[Any, dict[str, Any]]:
@@ -188,39 +162,6 @@ def fit_work(server: TinyForgeServer, args: list[Any]) -> tuple[Any, dict[str, A
         return answer
 
     return work, raw
-
-
-def _can_preview(server: TinyForgeServer) -> bool:
-    caps = server.client_capabilities
-    workspace = caps.workspace if caps else None
-    if workspace is None or not workspace.apply_edit:
-        return False
-    edits = workspace.workspace_edit
-    return bool(edits and edits.change_annotation_support and edits.document_changes)
-
-
-async def offer_edit(
-    server: TinyForgeServer, result: dict[str, Any], raw: dict[str, Any]
-) -> dict[str, Any]:
-    """Ask the editor to preview and apply the chosen model (unless `{"apply": false}`)."""
-    import asyncio
-
-    if not result.get("edit") or raw.get("apply") is False or not _can_preview(server):
-        return result
-    edit = get_converter().structure(result["edit"], lsp.WorkspaceEdit)
-    try:
-        answer = await asyncio.wait_for(
-            server.workspace_apply_edit_async(
-                lsp.ApplyWorkspaceEditParams(edit=edit, label=result.get("label"))
-            ),
-            timeout=APPLY_TIMEOUT,
-        )
-    except Exception as exc:  # the result stands; the edit is in it for the client to apply
-        result["applied"] = False
-        result["apply_error"] = str(exc) or type(exc).__name__
-        return result
-    result["applied"] = bool(getattr(answer, "applied", False))
-    return result
 
 
 def fit_section(root: Path | None) -> dict[str, Any] | None:

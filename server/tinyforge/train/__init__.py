@@ -59,10 +59,11 @@ def run_training(
 
 
 def timeout_sentence(stage: str, seconds: float | None) -> str:
-    """Which stage ran out of its time, and where that time is set."""
+    """Which stage ran out of its time, and where that time is set (the flag is the same on
+    every command that runs the stage: build, and convert for an ONNX model)."""
     return (
-        f"The {stage} stage ran out of its {seconds or 0:.0f} s (timeouts.{stage} in "
-        f"tinyforge.toml, or `tinyforge build --{stage}-timeout`); its process was stopped."
+        f"The {stage} stage ran out of its {seconds or 0:g} s (timeouts.{stage} in "
+        f"tinyforge.toml, or --{stage}-timeout); its process was stopped."
     )
 
 
