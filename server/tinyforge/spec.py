@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tinyforge.errors import TinyForgeError
 
 SPEC_FILENAME = "tinyforge.toml"
+# What tomllib's RecursionError means, said as the other TOML errors are.
+TOO_DEEP = "arrays or inline tables nested too deeply"
 
 
 class Task(StrEnum):
@@ -153,6 +155,8 @@ class ProjectSpec(_Strict):
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(f"{source} is not valid TOML: {exc}") from exc
+        except RecursionError:  # tomllib recurses per nested array or inline table
+            raise SpecError(f"{source} is not valid TOML: {TOO_DEEP}.") from None
         return cls.from_dict(data, source)
 
     @classmethod

@@ -5,14 +5,13 @@ and one document's slow analysis holds no other document's diagnostics up."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient
 
 from tests.lsp.conftest import change_doc, diagnostics_for, open_doc
+from tests.security.lsp_record import record_publications, record_traces, until, versions_of
 
 pytestmark = pytest.mark.security
 
@@ -22,41 +21,6 @@ SLOW = "UNITS = 4\n" + "a = [1, 2, 3, (4, 5), {'k': 6}]\n" * 30_000
 
 def ini(board: str) -> str:
     return f"[env:main]\nplatform = nordicnrf52\nboard = {board}\n"
-
-
-def record_publications(client: LanguageClient) -> list[lsp.PublishDiagnosticsParams]:
-    """Every publishDiagnostics from now on, in order (pytest-lsp keeps only the last)."""
-    published: list[lsp.PublishDiagnosticsParams] = []
-    features = client.protocol.fm.features
-    keep = features[lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS]
-
-    def record(params: lsp.PublishDiagnosticsParams) -> None:
-        published.append(params)
-        keep(params)
-
-    features[lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = record
-    return published
-
-
-def record_traces(client: LanguageClient) -> list[str]:
-    """The server's `$/logTrace` lines, with its trace turned on."""
-    traces: list[str] = []
-    client.feature(lsp.LOG_TRACE)(lambda params: traces.append(params.message))
-    client.set_trace(lsp.SetTraceParams(value=lsp.TraceValue.Verbose))
-    return traces
-
-
-async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    """A liveness bound, not a speed goal (bench/lsp_fuzz.py measures speed)."""
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the server did not publish in time")
-
-
-def versions_of(published: list[lsp.PublishDiagnosticsParams], uri: str) -> list[int | None]:
-    return [p.version for p in published if p.uri == uri]
 
 
 async def test_a_burst_of_changes_is_analysed_for_its_last_version(

@@ -13,7 +13,9 @@ from tinyforge.errors import TinyForgeError
 from tinyforge.lsp.documents import doc_path
 from tinyforge.lsp.server import TinyForgeServer
 
-REQUEST_COMMENT = re.compile(r"#\s*tinyml\s*:\s*(?P<request>.+?)\s*$", re.IGNORECASE)
+# The request is the rest of the line, stripped in code: `.+?\s*$` backtracked quadratically
+# over a long run of spaces (a 30,000-character line held the server for seconds).
+REQUEST_COMMENT = re.compile(r"#\s*tinyml\s*:(?P<request>.*)", re.IGNORECASE)
 CREATE_TITLE = "Create TinyML project from this request"
 
 
@@ -23,8 +25,8 @@ def request_at(text: str, rng: lsp.Range) -> tuple[str, bool] | None:
     lines = text.splitlines()
     for number in range(rng.start.line, min(rng.end.line, len(lines) - 1) + 1):
         match = REQUEST_COMMENT.search(lines[number])
-        if match:
-            return match.group("request"), True
+        if match and match.group("request").strip():
+            return match.group("request").strip(), True
     if rng.start != rng.end:
         selected = _slice(lines, rng).strip().strip("#").strip()
         return (selected, False) if selected else None
@@ -59,7 +61,11 @@ def create_project_edit(
 ) -> tuple[lsp.WorkspaceEdit, Path]:
     """Plan + generate as a WorkspaceEdit that creates the files, so the user can preview them."""
     from tinyforge import generate, pipeline
+    from tinyforge.plan.offline import check_request
 
+    # Before anything reads it: looking for board names in a 400,000-character selection
+    # alone took over a second.
+    check_request(request)
     path = doc_path(document_uri)
     parent = path.parent if path else Path.cwd()
     spec = pipeline.plan(request, default_board=board, planner=planner)

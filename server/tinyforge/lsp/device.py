@@ -179,7 +179,7 @@ def spec_device_diagnostics(text: str, spec_path: Path | None) -> list[lsp.Diagn
     try:
         spec = ProjectSpec.model_validate(tomllib.loads(text))
         over = _over_budget(device, spec)
-    except (tomllib.TOMLDecodeError, ValidationError, TinyForgeError):
+    except (tomllib.TOMLDecodeError, RecursionError, ValidationError, TinyForgeError):
         return []  # the spec's own diagnostics say what is wrong with it
     lines = text.splitlines() or [""]
     found = []

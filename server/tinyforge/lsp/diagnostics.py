@@ -21,7 +21,7 @@ from tinyforge.lsp.documents import context_for, doc_path, find_key_line, line_r
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.memory.keras_source import MAX_SOURCE_CHARS
 from tinyforge.project import PLATFORMIO_INI, read_platformio_ini
-from tinyforge.spec import SPEC_FILENAME, ProjectSpec
+from tinyforge.spec import SPEC_FILENAME, TOO_DEEP, ProjectSpec
 
 SOURCE = "tinyforge"
 # Substrings that identify a TFLite Micro library in lib_deps.
@@ -48,6 +48,12 @@ def spec_diagnostics(text: str) -> list[lsp.Diagnostic]:
         return [
             _diag(
                 line_range(line, lines[line]), f"Invalid TOML: {exc}", lsp.DiagnosticSeverity.Error
+            )
+        ]
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        return [
+            _diag(
+                line_range(0, lines[0]), f"Invalid TOML: {TOO_DEEP}.", lsp.DiagnosticSeverity.Error
             )
         ]
     try:

@@ -28,7 +28,8 @@ def find_key_line(lines: list[str], key: str, table: str | None = None) -> int |
     in_table = table is None
     pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
     for number, line in enumerate(lines):
-        header = re.match(r"^\s*\[+\s*([^\]]+?)\s*\]+", line)
+        # The name holds no bracket: `[^\]]+?` could take the leading ones too, quadratically.
+        header = re.match(r"^\s*\[+([^\[\]]+)\]", line)
         if header:
             in_table = table is None or header.group(1).strip() == table
             continue

@@ -24,6 +24,10 @@ from tinyforge.memory.keras_source import SourceLayer, SourceModel, find_models
 from tinyforge.project import ProjectContext
 
 SOURCE = "tinyforge"
+# The estimator's arena planning grows faster than linearly with the layers (4,000 took 1.5 s,
+# 30,000 took 44 s, on every request): past this, a model is not sized as you type. Models
+# that fit a microcontroller have far fewer (MobileNetV2's Keras definition: about 155).
+MAX_LAYERS = 500
 SHRINKABLE = {
     "Conv1D": "filters",
     "Conv2D": "filters",
@@ -92,6 +96,9 @@ def analyse(text: str, ctx: ProjectContext, path: Path | None = None) -> list[An
         return []  # half-typed code: nothing to say until it parses again
     results = []
     for model in models:
+        if len(model.layers) > MAX_LAYERS:
+            results.append(Analysis(model, None, _too_many_layers(model), None))
+            continue
         try:
             est = estimate(model)
         except CannotInfer as exc:
@@ -107,6 +114,14 @@ def analyse(text: str, ctx: ProjectContext, path: Path | None = None) -> list[An
             )
         )
     return results
+
+
+def _too_many_layers(model: SourceModel) -> CannotInfer:
+    return CannotInfer(
+        -1,
+        f"it has {len(model.layers):,} layers, over the {MAX_LAYERS} sized as you type "
+        "(tinyforge inspect sizes the converted model)",
+    )
 
 
 def _describe(fig: LayerFigures) -> str:
@@ -445,8 +460,9 @@ def _replace_activation_actions(
 
 
 FLOAT_CONVERTER = re.compile(r"^(?P<indent>\s*)(?P<var>\w+)\s*=\s*.*TFLiteConverter\.from_\w+\(")
+# [ \t], not \s: with re.M a \s* ran on over every following blank line, at every line start.
 TRAINING_ARRAY = re.compile(
-    r"^\s*(?P<name>(x|X)_?train\w*|train_(x|images|data|features))\s*[,=]", re.M
+    r"^[ \t]*(?P<name>(x|X)_?train\w*|train_(x|images|data|features))[ \t]*[,=]", re.M
 )
 
 

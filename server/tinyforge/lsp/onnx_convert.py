@@ -25,8 +25,9 @@ from tinyforge.lsp.server import TinyForgeServer
 
 CONVERT_TITLE = "Convert {name} to int8 TFLite Micro"
 # The call on one line (a fallback while the file does not parse, e.g. mid-edit).
+# Matched at the line's first `onnx.export` only: searched, each later start rescanned the rest.
 _EXPORT_LINE = re.compile(
-    r"""(?:torch\.)?onnx\.export\s*\((?P<args>.*?)(?P<q>["'])(?P<path>[^"']+\.onnx)(?P=q)"""
+    r"""onnx\.export\s*\((?P<args>.*?)(?P<q>["'])(?P<path>[^"']+\.onnx)(?P=q)"""
 )
 
 
@@ -118,7 +119,8 @@ def _export_calls(source: str) -> list[tuple[int, int, str]]:
     except SyntaxError:
         found = []
         for number, line in enumerate(source.splitlines()):
-            match = _EXPORT_LINE.search(line)
+            start = line.find("onnx.export")
+            match = _EXPORT_LINE.match(line, start) if start >= 0 else None
             if match:
                 found.append((number, number, match.group("path")))
         return found

@@ -2218,7 +2218,8 @@ MAX_NUMBER_DIGITS = 40
 _LONG_NUMBER = re.compile(rf"\d{{{MAX_NUMBER_DIGITS + 1}}}")
 
 
-def _check_size(request: str) -> None:
+def check_request(request: str) -> None:
+    """PlanError for text too long (or numbers too large) to be a request, read or not."""
     if len(request) > MAX_REQUEST_CHARS:
         raise PlanError(
             f"The request has {len(request):,} characters; the offline planner reads up to "
@@ -2240,7 +2241,7 @@ class OfflinePlanner:
     def plan(self, request: str, *, board: str | None = None) -> ProjectSpec:
         if not isinstance(request, str):
             raise PlanError("The request must be text.")
-        _check_size(request)
+        check_request(request)
         try:
             return _Plan(request, board).run()
         except TinyForgeError:
