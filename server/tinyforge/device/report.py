@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class TflmInfo(BaseModel):
+class _Section(BaseModel):
+    # Keys a newer or older TinyForge wrote stay in report.json when it is read and rewritten.
+    model_config = ConfigDict(extra="allow")
+
+
+class TflmInfo(_Section):
     kind: str  # "kit" | "arduino"
     name: str  # "TFLM 90b983c (2026-08-20)"
     commit: str
     path: str
 
 
-class DeviceReport(BaseModel):
-    """Figures measured by running the project's firmware on an emulated core."""
+class DeviceReport(_Section):
+    """Figures measured by running the project's firmware on an emulated core.
 
-    measured: bool = True
+    Unlike the other sections of report.json (tinyforge.report), every field is always written.
+    """
+
+    # report.json tells this section from tinyforge.report.DeviceNotMeasured by this field.
+    measured: Literal[True] = True
     board: str
     core: str  # the core the firmware is built for: "cortex-m4f"
     emulated_core: str  # the core QEMU runs: "Cortex-M4F"
