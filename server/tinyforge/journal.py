@@ -1,6 +1,6 @@
 """The transaction journal: a build's backup kept inside the project, so a killed build is undone.
 
-A build (train, convert, …) writes many files, and pipeline.all_or_nothing puts back what it
+A build (train, convert, …) writes many files, and transaction.all_or_nothing puts back what it
 wrote when it fails or is cancelled. A process killed outright (SIGKILL, an editor that crashed
 with its server) runs no `except` clause, and a backup in the system temp folder would be
 orphaned there. So the backup, and what the restore needs (the files the command may write,
@@ -44,7 +44,7 @@ JOURNAL_NAME = "journal.json"
 BACKUP_NAME = "backup"
 VERSION = 1
 
-# Every path a transaction may restore: the outputs of a build (pipeline.BUILD_OUTPUTS) and of an
+# Every path a transaction may restore: the outputs of a build (transaction.BUILD_OUTPUTS) and of an
 # ONNX conversion into a project (convert/onnx.py). A journal naming anything else is refused,
 # so a crafted one cannot make a restore delete the user's data/ or sources.
 RESTORABLE = frozenset(

@@ -40,14 +40,13 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from tinyforge.check import Verdict, Violation
 from tinyforge.device.report import DeviceReport
+from tinyforge.generate import REPORT_FILE
 from tinyforge.health import Finding
 from tinyforge.spec import Budget
 
 if TYPE_CHECKING:  # the language server imports this module: no TFLM or flatbuffers for it
     from tinyforge.memory.measure import ArenaMeasurement
     from tinyforge.memory.tflite_model import TfliteModel
-
-REPORT_FILE = "report.json"
 
 
 class Contract(BaseModel):

@@ -26,7 +26,7 @@ from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 from tests.conftest import run_cli, set_epochs
 from tinyforge.errors import StageError
 from tinyforge.generate.files import write_generated
-from tinyforge.pipeline import all_or_nothing
+from tinyforge.transaction import all_or_nothing
 
 pytestmark = [
     pytest.mark.security,
@@ -43,7 +43,7 @@ KILLED_BUILD = """\
 import sys, time
 from pathlib import Path
 from tinyforge.generate.files import write_generated
-from tinyforge.pipeline import all_or_nothing
+from tinyforge.transaction import all_or_nothing
 
 project = Path(sys.argv[1])
 with all_or_nothing(project):
@@ -233,7 +233,7 @@ def test_a_crafted_journal_restores_nothing_tinyforge_does_not_write(
 HOLDER = """\
 import sys, time
 from pathlib import Path
-from tinyforge.pipeline import all_or_nothing
+from tinyforge.transaction import all_or_nothing
 
 with all_or_nothing(Path(sys.argv[1])):
     (Path(sys.argv[1]) / "model.tflite").write_bytes(b"being written")
@@ -418,6 +418,6 @@ def test_every_output_of_a_transaction_is_restorable() -> None:
     """journal.RESTORABLE is what a journal may name: every command's outputs are in it."""
     from tinyforge import journal
     from tinyforge.convert.onnx import _PROJECT_OUTPUTS
-    from tinyforge.pipeline import BUILD_OUTPUTS
+    from tinyforge.transaction import BUILD_OUTPUTS
 
     assert set(BUILD_OUTPUTS) | set(_PROJECT_OUTPUTS) <= journal.RESTORABLE

@@ -8,7 +8,7 @@ import pytest
 
 from tinyforge.errors import StageError
 from tinyforge.generate.files import write_generated
-from tinyforge.pipeline import all_or_nothing
+from tinyforge.transaction import all_or_nothing
 
 pytestmark = pytest.mark.security
 

@@ -17,7 +17,7 @@ from tinyforge import cli, deploy, jobs, pipeline
 from tinyforge.convert.onnx import convert_onnx
 from tinyforge.fit import FIT_DIR, FitOptions, fit
 from tinyforge.lock import ProjectBusy, lock_path, project_lock
-from tinyforge.pipeline import all_or_nothing
+from tinyforge.transaction import all_or_nothing
 
 pytestmark = pytest.mark.security
 

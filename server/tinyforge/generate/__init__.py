@@ -31,6 +31,16 @@ PLATFORMIO_INI = "platformio.ini"
 MAIN_CPP = "src/main.cpp"
 MODEL_DATA_H = "lib/model/model_data.h"
 MODEL_DATA_CC = "lib/model/model_data.cc"
+GITIGNORE = ".gitignore"
+# What a build leaves in the project besides the sources: the trained model, the deployed one,
+# and in ARTIFACTS_DIR the figures the training and the conversion wrote for the later stages.
+MODEL_KERAS = "model.keras"
+MODEL_TFLITE = "model.tflite"
+METRICS_FILE = "metrics.json"
+CONVERT_FILE = "convert.json"
+SAMPLE_INPUT = "sample_input.npy"
+# What the build found (report.py: the one builder of it).
+REPORT_FILE = "report.json"
 
 
 @cache
@@ -129,7 +139,7 @@ def render_project(spec: ProjectSpec, project_dir: Path) -> dict[str, str]:
         SPEC_FILENAME: spec.to_toml(),
         TRAIN_SCRIPT: render_train_script(spec, project_dir),
         PLATFORMIO_INI: render_platformio_ini(spec, board),
-        ".gitignore": render("gitignore.j2"),
+        GITIGNORE: render("gitignore.j2"),
     }
 
 

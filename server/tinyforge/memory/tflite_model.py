@@ -100,6 +100,19 @@ class TfliteModel:
     def output_tensors(self) -> list[TensorInfo]:
         return [self.tensors[i] for i in self.outputs]
 
+    def largest_activation(self) -> str | None:
+        """The largest tensor the arena holds, in words ("CONV_2D output 24×24×8 int8 = 4.5
+        KB"): what the budget's over-RAM sentence names as the thing to shrink."""
+        produced = {out: op for op in self.ops for out in op.outputs}
+        candidates = [t for t in self.tensors if not t.is_constant and t.nbytes > 0]
+        if not candidates:
+            return None
+        largest = max(candidates, key=lambda t: t.nbytes)
+        op = produced.get(largest.index)
+        where = f"{op.op} output" if op else "input"
+        dims = "×".join(str(d) for d in largest.shape if d != 1) or "1"
+        return f"{where} {dims} {largest.dtype} = {largest.nbytes / 1024:.1f} KB"
+
 
 def load_tflite(path_or_bytes: str | Path | bytes | bytearray | memoryview) -> TfliteModel:
     """Parse a .tflite file or its bytes; raise ModelFileError with one sentence if unusable."""

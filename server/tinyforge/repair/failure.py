@@ -1,6 +1,6 @@
 """What failed: a build stage's error and log tail, a verdict over budget, or a static finding.
 
-A failed build leaves the project exactly as before (pipeline.all_or_nothing), so the failure
+A failed build leaves the project exactly as before (transaction.all_or_nothing), so the failure
 itself is recorded beside it, in `.tinyforge/last-failure.json`, for `tinyforge repair` and the
 editor's repair command to read later. A build that completes clears it; its report.json then
 says whether the model fits.
