@@ -19,9 +19,12 @@ from tinyforge.errors import TinyForgeError, UnknownBoardError
 __all__ = [
     "Board",
     "BoardMention",
+    "BoardWords",
     "all_boards",
+    "board_words",
     "find_board_mentions",
     "get_board",
+    "has_camera",
     "normalize_board_name",
     "suggest_boards",
 ]
@@ -68,7 +71,7 @@ _STR_FIELDS = (
 )
 _INT_FIELDS = ("f_cpu", "flash_bytes", "ram_bytes", "psram_bytes")
 _ALL_FIELDS = frozenset((*_STR_FIELDS, *_INT_FIELDS, "aliases"))
-_OPTIONAL_FIELDS = frozenset({"text_aliases"})
+_OPTIONAL_FIELDS = frozenset({"text_aliases", "camera"})
 
 # Users write "ESP32-CAM", "esp32 cam", "ESP32_CAM" and "Teensy 4.1" for the same things.
 _IGNORED_IN_NAMES = re.compile(r"[\s\-_.]+")
@@ -99,6 +102,8 @@ def _board_from_table(table: dict[str, Any], index: int) -> Board:
         names = table.get(key, [])
         if not isinstance(names, list) or not all(isinstance(a, str) and a for a in names):
             raise TinyForgeError(f"{where}: '{key}' must be a list of non-empty strings.")
+    if not isinstance(table.get("camera", False), bool):
+        raise TinyForgeError(f"{where}: 'camera' must be true or false.")
     return Board(
         **{key: table[key] for key in _STR_FIELDS},
         **{key: table[key] for key in _INT_FIELDS},
@@ -110,18 +115,28 @@ def _board_from_table(table: dict[str, Any], index: int) -> Board:
 class _Entry:
     board: Board
     text_aliases: tuple[str, ...]
+    # Not a Board field: `tinyforge boards --json` prints Board's fields as they are.
+    camera: bool
+
+
+@cache
+def _database() -> dict[str, Any]:
+    text = resources.files(__name__).joinpath(_BOARDS_FILE).read_text(encoding="utf-8")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # a packaging bug, but say so plainly
+        raise TinyForgeError(f"{_BOARDS_FILE} is not valid TOML: {exc}") from exc
 
 
 @cache
 def _entries() -> tuple[_Entry, ...]:
-    text = resources.files(__name__).joinpath(_BOARDS_FILE).read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:  # a packaging bug, but say so plainly
-        raise TinyForgeError(f"{_BOARDS_FILE} is not valid TOML: {exc}") from exc
-    tables = data.get("boards", [])
+    tables = _database().get("boards", [])
     entries = [
-        _Entry(_board_from_table(t, i), tuple(t.get("text_aliases", [])))
+        _Entry(
+            _board_from_table(t, i),
+            tuple(t.get("text_aliases", [])),
+            bool(t.get("camera", False)),
+        )
         for i, t in enumerate(tables)
     ]
     seen: dict[str, str] = {}
@@ -144,6 +159,54 @@ def _load() -> tuple[Board, ...]:
 def all_boards() -> list[Board]:
     """Every supported board, sorted by id."""
     return list(_load())
+
+
+def has_camera(board: Board) -> bool:
+    """Whether the board carries a camera (`camera = true` in boards.toml)."""
+    return any(entry.camera for entry in _entries() if entry.board.id == board.id)
+
+
+@dataclass(frozen=True)
+class BoardWords:
+    """The words around board names in free text (boards.toml [words]); see the comments there."""
+
+    # A vendor, family or chip name, with any "-suffix" parts: where a board's name starts.
+    family: re.Pattern[str]
+    vendors: frozenset[str]
+    models: frozenset[str]
+    variants: frozenset[str]
+    vague: frozenset[str]
+
+
+_WORD_LISTS = ("families", "vendors", "models", "variants", "vague")
+
+
+@cache
+def board_words() -> BoardWords:
+    """The [words] table, checked: a packaging slip fails loudly, not as a misread request."""
+    table = _database().get("words")
+    if not isinstance(table, dict) or set(table) != set(_WORD_LISTS):
+        raise TinyForgeError(f"{_BOARDS_FILE}: [words] must hold exactly {', '.join(_WORD_LISTS)}.")
+    for key in _WORD_LISTS:
+        listed = table[key]
+        if not isinstance(listed, list) or not all(isinstance(w, str) and w for w in listed):
+            raise TinyForgeError(f"{_BOARDS_FILE}: words.{key} must list non-empty strings.")
+    families = "|".join(table["families"])
+    try:
+        family = re.compile(rf"\b(?:{families})(?:[-_][a-z0-9]+)*\b", re.IGNORECASE)
+    except re.error as exc:
+        raise TinyForgeError(f"{_BOARDS_FILE}: words.families is not a pattern: {exc}") from exc
+
+    def words(key: str) -> frozenset[str]:
+        return frozenset(w.lower() for w in table[key])
+
+    return BoardWords(
+        family=family,
+        vendors=words("vendors"),
+        models=words("models"),
+        variants=words("variants"),
+        vague=words("vague"),
+    )
 
 
 @cache
