@@ -222,10 +222,10 @@ def find_classes(text: str) -> list[str] | None:
                 candidates.append((1, tok.start(), names))
     # 2: after an explicit cue: into a/b, as 'x' or 'y', classes: a, b, the words yes and no.
     for m in _LIST_CUE.finditer(text):
-        n = index_at(m.end())
-        if n is not None:
+        at = index_at(m.end())
+        if at is not None:
             spoken = re.match(r"(?:key)?words|commands", m.group(), IGNORECASE) is not None
-            names = _parse_list(tokens, skip_lead_in(n), text, numbers=spoken)
+            names = _parse_list(tokens, skip_lead_in(at), text, numbers=spoken)
             if names:
                 candidates.append((2, m.start(), names))
     # 2: tell cats from dogs; 3: the door is open or closed.
@@ -283,9 +283,9 @@ def find_classes(text: str) -> list[str] | None:
             candidates.append((4, tok.start(), names))
     # 3: straight after a verb: recognise cats and dogs.
     for m in _VERB_CUE.finditer(text):
-        n = index_at(m.end())
-        if n is not None:
-            names = _parse_list(tokens, skip_lead_in(n), text)
+        at = index_at(m.end())
+        if at is not None:
+            names = _parse_list(tokens, skip_lead_in(at), text)
             if names:
                 candidates.append((3, m.start(), names))
     if not candidates:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyforge.datasets import IMAGE_SUFFIXES
 from tinyforge.plan.offline.lexicon import lexicon
 from tinyforge.plan.offline.text import IGNORECASE, rx
 
@@ -36,7 +37,8 @@ _DATA_IN = rx(
     r"([A-Za-z_][\w.~\-]*)(?![\w/\\])"
 )
 _NOT_FOLDER_WORDS = _LEX.words("paths.not_folder")
-IMAGE_EXTENSIONS = _LEX.words("paths.image_extensions")
+# Images: the files a folder dataset is read from (datasets.py). Audio: any sound file hints
+# keyword spotting, though only WAV clips are read.
 AUDIO_EXTENSIONS = _LEX.words("paths.audio_extensions")
 
 
@@ -166,7 +168,7 @@ def folder_content_kind(folder: Path, limit: int = 300) -> str | None:
         for _root, _dirs, files in os.walk(folder):
             for name in files:
                 ext = os.path.splitext(name)[1].lower()
-                if ext in IMAGE_EXTENSIONS:
+                if ext in IMAGE_SUFFIXES:
                     counts["image"] += 1
                 elif ext in AUDIO_EXTENSIONS:
                     counts["audio"] += 1
