@@ -36,7 +36,8 @@ from tinyforge.errors import TinyForgeError
 from tinyforge.generate import MAIN_CPP, MODEL_DATA_H
 from tinyforge.generate.firmware import ARENA_HEAP_MACRO, has_heap_arena_option
 from tinyforge.lock import locked
-from tinyforge.progress import NullProgress, Progress
+from tinyforge.progress import Progress
+from tinyforge.stages import Stages
 
 __all__ = [
     "FirmwareResult",
@@ -50,7 +51,9 @@ __all__ = [
 ]
 
 LAST_RESULT = Path(".tinyforge") / "firmware.json"
-DEPLOY_STAGES = ("check", "build")
+# The stages of `tinyforge deploy` (stages.py), without and with --upload.
+BUILD_STAGES = ("check", "build")
+UPLOAD_STAGES = ("check", "upload")
 
 
 @dataclass
@@ -361,12 +364,14 @@ def build_firmware(
     timeout: float = BUILD_TIMEOUT,
 ) -> FirmwareResult:
     """`pio run -e ENV` on the project; PioError when PlatformIO cannot build here at all."""
-    progress = progress or NullProgress()
+    stages = Stages(BUILD_STAGES, progress=progress, cancel=cancel)
     t = target(project_dir, env)
-    progress.stage("check", 1, 2)
-    notes = check_ready(t, progress, cancel)
-    progress.stage("build", 2, 2)
-    run = run_pio(t, ["run", "-e", t.name], progress=progress, cancel=cancel, timeout=timeout)
+    with stages.stage("check"):
+        notes = check_ready(t, stages.progress, cancel)
+    with stages.stage("build"):
+        run = run_pio(
+            t, ["run", "-e", t.name], progress=stages.progress, cancel=cancel, timeout=timeout
+        )
     return _result(t, "build", run, notes)
 
 
@@ -381,18 +386,21 @@ def upload_firmware(
     timeout: float = BUILD_TIMEOUT,
 ) -> FirmwareResult:
     """`pio run -e ENV -t upload [--upload-port P]`: builds what changed, then flashes."""
-    progress = progress or NullProgress()
+    stages = Stages(UPLOAD_STAGES, progress=progress, cancel=cancel)
+    progress = stages.progress
     t = target(project_dir, env)
     board = _board(t)
-    progress.stage("check", 1, 2)
-    progress.update(None, "looking for the board")
-    chosen = choose_port(t, port, board.family if board else None, cancel)
-    notes = check_ready(t, progress, cancel)
-    progress.stage("upload", 2, 2)
+    with stages.stage("check"):
+        progress.update(None, "looking for the board")
+        chosen = choose_port(t, port, board.family if board else None, cancel)
+        notes = check_ready(t, progress, cancel)
     args = ["run", "-e", t.name, "-t", "upload"]
     if chosen:
         args += ["--upload-port", chosen]
-    run = run_pio(t, args, progress=progress, cancel=cancel, timeout=max(timeout, UPLOAD_TIMEOUT))
+    with stages.stage("upload"):
+        run = run_pio(
+            t, args, progress=progress, cancel=cancel, timeout=max(timeout, UPLOAD_TIMEOUT)
+        )
     if not run.ok and run.log.no_board and not run.log.errors and not run.log.overflows:
         ports = serial_ports(cancel)
         raise PioError(

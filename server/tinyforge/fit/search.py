@@ -31,6 +31,7 @@ from tinyforge.fit.writeback import WriteBack, new_train_script
 from tinyforge.lock import locked
 from tinyforge.progress import NullProgress, Progress
 from tinyforge.spec import DatasetKind, ProjectSpec, Task
+from tinyforge.stages import Stages
 
 FIT_DIR = "fit"
 REPORT_FILE = "fit.json"
@@ -557,86 +558,115 @@ def fit(
     space = space_for(spec, project_dir, num_classes)
     target = Target(board, spec.budget, options.budget_ram, options.budget_flash)
 
-    progress.stage("search", 1, len(STAGES))
-    progress.update(
-        0.0, f"{space.family} search, {options.trials} trials on the {options.engine} engine"
-    )
-    search = _Search(project_dir, spec, space, target, options, progress, cancel)
-    data_path = search.data_path
-    engine = make_engine(
-        options.engine, address=options.address, data_path=data_path, workers=options.workers
-    )
-    try:
-        search.run(engine)
-    finally:
-        engine.close()
+    stages = Stages(STAGES, progress=progress, cancel=cancel)
+    with stages.stage("search"):
+        progress.update(
+            0.0, f"{space.family} search, {options.trials} trials on the {options.engine} engine"
+        )
+        search = _Search(project_dir, spec, space, target, options, progress, cancel)
+        engine = make_engine(
+            options.engine,
+            address=options.address,
+            data_path=search.data_path,
+            workers=options.workers,
+        )
+        try:
+            search.run(engine)
+        finally:
+            engine.close()
 
-    progress.stage("front", 2, len(STAGES))
-    kept = [t for t in search.records if t["status"] == "kept"]
-    front_trials = pareto.front(kept)
-    on_front = {t["number"] for t in front_trials}
-    for record in kept:
-        record["on_front"] = record["number"] in on_front
-    chosen = pareto.choose(front_trials, options.tolerance)
-    reasons = _reasons(
-        search.records, kept, front_trials, chosen, target, options, spec.quantization.value
-    )
-    rejected = sum(1 for t in search.records if t["status"] == "rejected")
     out = project_dir / FIT_DIR
-    out.mkdir(exist_ok=True)
-    plot_path = None
-    (out / PLOT_FILE).unlink(missing_ok=True)  # never a stale plot beside a new report
-    if kept:
-        plot_path = pareto.plot(
-            out / PLOT_FILE,
-            kept,
-            front_trials,
-            chosen,
-            title=f"{spec.name} on {board.id}: {len(kept)} kept, {rejected} rejected untrained",
-            ram_limit=target.ram_for_model,
-            flash_limit=target.flash_for_model,
-            measured_over=[t for t in search.records if t["status"] == "over-budget"],
+    with stages.stage("front"):
+        kept = [t for t in search.records if t["status"] == "kept"]
+        front_trials = pareto.front(kept)
+        on_front = {t["number"] for t in front_trials}
+        for record in kept:
+            record["on_front"] = record["number"] in on_front
+        chosen = pareto.choose(front_trials, options.tolerance)
+        reasons = _reasons(
+            search.records, kept, front_trials, chosen, target, options, spec.quantization.value
         )
-        progress.update(1.0, f"front of {len(front_trials)}; plot {plot_path.name}")
+        plot_path = _plot(out, spec, board.id, search.records, kept, front_trials, chosen, target)
+        if plot_path is not None:
+            progress.update(1.0, f"front of {len(front_trials)}; plot {plot_path.name}")
 
-    progress.stage("write", 3, len(STAGES))
-    write_back = None
-    if chosen is not None:
-        candidate = space.build(
-            {k: tuple(v) if isinstance(v, list) else v for k, v in chosen["params"].items()}
+    with stages.stage("write"):
+        write_back = None
+        if chosen is not None:
+            write_back = _write_back(project_dir, spec, space, chosen, reasons)
+        result = FitResult(
+            project_dir=project_dir,
+            board=board.id,
+            target=target,
+            space=space,
+            options=options,
+            trials=search.records,
+            front=front_trials,
+            chosen=chosen,
+            reasons=reasons,
+            write_back=write_back,
+            plot=plot_path,
+            report_path=out / REPORT_FILE,
+            seconds=time.monotonic() - started,
+            notes=[*space.notes, *search.notes],
         )
-        final_spec = _trial_spec(spec, candidate, None).model_copy(update={"dataset": spec.dataset})
-        rendered = generate.render_train_script(
-            final_spec, project_dir, candidate.architecture, reasons
-        )
-        script = project_dir / generate.TRAIN_SCRIPT
-        current = script.read_text(encoding="utf-8") if script.is_file() else None
-        changed = tuple(candidate.input_shape) != tuple(ProjectSpec.load(project_dir).input_shape)
-        text, whole = new_train_script(current, rendered, spec.task, candidate.input_shape, changed)
-        write_back = WriteBack(
-            text,
-            final_spec.to_toml() if changed else None,
-            whole,
-            rendered,
-            spec.task,
-            candidate.input_shape,
-        )
-    result = FitResult(
-        project_dir=project_dir,
-        board=board.id,
-        target=target,
-        space=space,
-        options=options,
-        trials=search.records,
-        front=front_trials,
-        chosen=chosen,
-        reasons=reasons,
-        write_back=write_back,
-        plot=plot_path,
-        report_path=out / REPORT_FILE,
-        seconds=time.monotonic() - started,
-        notes=[*space.notes, *search.notes],
+        result.report_path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+        progress.update(1.0, "done")
+        return result
+
+
+def _plot(
+    out: Path,
+    spec: ProjectSpec,
+    board: str,
+    records: list[dict[str, Any]],
+    kept: list[dict[str, Any]],
+    front: list[dict[str, Any]],
+    chosen: dict[str, Any] | None,
+    target: Target,
+) -> Path | None:
+    """fit/pareto.png of the kept candidates, or None when none was kept."""
+    rejected = sum(1 for t in records if t["status"] == "rejected")
+    out.mkdir(exist_ok=True)
+    (out / PLOT_FILE).unlink(missing_ok=True)  # never a stale plot beside a new report
+    if not kept:
+        return None
+    return pareto.plot(
+        out / PLOT_FILE,
+        kept,
+        front,
+        chosen,
+        title=f"{spec.name} on {board}: {len(kept)} kept, {rejected} rejected untrained",
+        ram_limit=target.ram_for_model,
+        flash_limit=target.flash_for_model,
+        measured_over=[t for t in records if t["status"] == "over-budget"],
     )
-    result.report_path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
-    progress.update(1.0, "done")
-    return result
+
+
+def _write_back(
+    project_dir: Path,
+    spec: ProjectSpec,
+    space: SearchSpace,
+    chosen: dict[str, Any],
+    reasons: str,
+) -> WriteBack:
+    """train.py (and the spec, when the input shape changed) for the chosen candidate."""
+    candidate = space.build(
+        {k: tuple(v) if isinstance(v, list) else v for k, v in chosen["params"].items()}
+    )
+    final_spec = _trial_spec(spec, candidate, None).model_copy(update={"dataset": spec.dataset})
+    rendered = generate.render_train_script(
+        final_spec, project_dir, candidate.architecture, reasons
+    )
+    script = project_dir / generate.TRAIN_SCRIPT
+    current = script.read_text(encoding="utf-8") if script.is_file() else None
+    changed = tuple(candidate.input_shape) != tuple(ProjectSpec.load(project_dir).input_shape)
+    text, whole = new_train_script(current, rendered, spec.task, candidate.input_shape, changed)
+    return WriteBack(
+        text,
+        final_spec.to_toml() if changed else None,
+        whole,
+        rendered,
+        spec.task,
+        candidate.input_shape,
+    )
