@@ -33,19 +33,20 @@ def main() -> None:
     print(f"request: {args.request}")
     print(f"{'stage':<10}{'seconds':>10}")
     print(f"{'new':<10}{plan_seconds:>10.2f}")
-    for stage, seconds in r["stage_seconds"].items():
+    for stage, seconds in r.stage_seconds.items():
         print(f"{stage:<10}{seconds:>10.2f}")
     print(f"{'total':<10}{total:>10.2f}   (target < 90 s)")
-    drop = 100 * (r["float_accuracy"] - r["int8_accuracy"])
-    print(f"float accuracy  {100 * r['float_accuracy']:.2f}%")
-    print(f"int8 accuracy   {100 * r['int8_accuracy']:.2f}%   (target >= 97%)")
+    float_accuracy, int8_accuracy = r.float_accuracy or 0.0, r.int8_accuracy or 0.0
+    drop = 100 * (float_accuracy - int8_accuracy)
+    print(f"float accuracy  {100 * float_accuracy:.2f}%")
+    print(f"int8 accuracy   {100 * int8_accuracy:.2f}%   (target >= 97%)")
     print(f"int8 drop       {drop:+.2f} points (target <= 1)")
-    print(f"TFLM accuracy   {100 * r['tflm_accuracy']:.2f}%")
-    print(f"epochs run      {r['epochs_run']}")
-    print(f"model bytes     {r['model_bytes']}")
-    print(f"arena bytes     {r['arena_bytes']} (host, measured)")
-    print(f"arena (target)  {r['arena_bytes_target']} (32-bit MCU, derived)")
-    print(f"fits            {r['fits']}")
+    print(f"TFLM accuracy   {100 * (r.tflm_accuracy or 0.0):.2f}%")
+    print(f"epochs run      {r.epochs_run}")
+    print(f"model bytes     {r.model_bytes}")
+    print(f"arena bytes     {r.arena_bytes} (host, measured)")
+    print(f"arena (target)  {r.arena_bytes_target} (32-bit MCU, derived)")
+    print(f"fits            {r.fits}")
     if args.keep:
         print(f"project kept in {project}")
     else:

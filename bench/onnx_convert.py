@@ -135,17 +135,19 @@ def main() -> None:
     for name, params, shape, board, seconds, r in rows:
         size = "x".join(str(d) for d in shape)
         print(
-            f"{name:<14}{params:>9,} {size:<10}{board:<11}{r['conversion_seconds']:>10.1f}"
-            f"{seconds:>9.1f}{pct(r['float_agreement']):>8}{r['float_max_abs_diff']:>9.1e}"
-            f"{pct(r['int8_agreement']):>8}{pct(r['tflm_agreement']):>8}"
-            f"{r['model_bytes']:>9,}{r['model_bytes_float32']:>9,}"
-            f"{r['arena_bytes'] or 0:>9,}  {r['fits']}"
+            f"{name:<14}{params:>9,} {size:<10}{board:<11}{r.conversion_seconds or 0:>10.1f}"
+            f"{seconds:>9.1f}{pct(r.float_agreement):>8}{r.float_max_abs_diff or 0:>9.1e}"
+            f"{pct(r.int8_agreement):>8}{pct(r.tflm_agreement):>8}"
+            f"{r.model_bytes or 0:>9,}{r.model_bytes_float32 or 0:>9,}"
+            f"{r.arena_bytes or 0:>9,}  {r.fits}"
         )
     worst = max(seconds for *_, seconds, _ in rows)
-    lowest = min(r["float_agreement"] for *_, r in rows)
+    lowest = min(r.float_agreement or 0.0 for *_, r in rows)
     print(f"slowest conversion {worst:.1f} s (target < 30 s on 2 cores)")
     print(f"lowest float top-1 agreement {pct(lowest)} (target >= 99%)")
-    print(f"agreement measured on {rows[0][5]['agreement']['float']['samples']} inputs per model")
+    first = rows[0][5].agreement
+    samples = first.float_.samples if first and first.float_ else None
+    print(f"agreement measured on {samples} inputs per model")
     if args.keep:
         print(f"projects kept in {root}")
     else:

@@ -24,6 +24,7 @@ from tinyforge import jobs
 from tinyforge.device.mapfile import parse_map
 from tinyforge.device.run import parse_run
 from tinyforge.generate.render_cpp import cpp_comment, cpp_string
+from tinyforge.report import DeviceNotMeasured
 
 pytestmark = pytest.mark.slow
 
@@ -312,9 +313,10 @@ def test_without_a_tflm_source_the_build_says_so(
     # --no-device (here through the pipeline, converting the trained model again).
     monkeypatch.setenv("TINYFORGE_TFLM_DIR", str(TFLM_KIT))
     skipped = pipeline.build(project, train=False, device=False)
-    assert skipped.report["device"]["measured"] is False
-    assert "--no-device" in skipped.report["device"]["reason"]
-    assert skipped.report["figures"] == "estimated"
+    device = skipped.report.device
+    assert isinstance(device, DeviceNotMeasured) and device.measured is False
+    assert "--no-device" in (device.reason or "")
+    assert skipped.report.figures == "estimated"
 
 
 def test_cancel_kills_the_compilers(digits: tuple[Path, dict], tmp_path: Path) -> None:

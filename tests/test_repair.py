@@ -96,7 +96,7 @@ def test_over_budget_build_exits_3_and_the_shrink_fix_makes_it_fit(
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert (project / "train.py").read_text() != before
     result = pipeline.build(project)  # retrain the shrunk model and measure it for real
-    assert result.fits, result.report["violations"]
+    assert result.fits, result.report.violations
 
 
 def test_gelu_fails_at_verify_and_the_activation_is_replaced(trained: Path) -> None:
@@ -134,7 +134,7 @@ def test_float_model_over_flash_is_quantized_to_int8(trained: Path) -> None:
     _set(trained, "quantization", '"float32"')
     _set(trained, "flash_bytes", str(flash_int8 + model_int8))  # int8 fits, 4x weights do not
     floated = pipeline.build(trained, train=False)
-    assert not floated.fits and floated.report["violations"][0]["resource"] == "flash"
+    assert not floated.fits and floated.report.violations[0].resource == "flash"
 
     repair = propose_fixes(trained)
     assert [f.rule for f in repair.fixes] == ["quantize-int8"]

@@ -26,7 +26,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -64,15 +64,21 @@ class Sparse(Contract):
     pass every field they mean to write when they construct the model.
     """
 
+    # Keys written first, for a person reading the file (the report's subject).
+    json_lead: ClassVar[tuple[str, ...]] = ()
+    # Fields written even when left at their default (a discriminator).
+    json_always: ClassVar[tuple[str, ...]] = ()
+
     @model_serializer(mode="wrap")
     def _only_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         for name, info in type(self).model_fields.items():
-            if name not in self.model_fields_set:
+            if name not in self.model_fields_set and name not in self.json_always:
                 data.pop(name, None)
                 if info.alias:
                     data.pop(info.alias, None)
-        return data
+        lead = {key: data.pop(key) for key in self.json_lead if key in data}
+        return {**lead, **data}
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready dict (keys as written in the files)."""
@@ -120,6 +126,8 @@ class MemoryFigures(Sparse):
 class DeviceNotMeasured(Sparse):
     """report.json's `device` section when the firmware did not run on an emulated core."""
 
+    json_always = ("measured",)  # what tells this section from a DeviceReport
+
     measured: Literal[False] = False
     reason: str | None = None  # ESP32, no toolchain or TFLM source, --no-device, the error
     failed: bool | None = None  # True: it was tried and the firmware failed (the build stays)
@@ -130,6 +138,8 @@ DeviceSection = Annotated[DeviceReport | DeviceNotMeasured, Field(discriminator=
 
 class HealthSection(Sparse):
     """report.json's `health` section (health.report.after_build): findings, errors first."""
+
+    json_lead = ("ok", "findings")  # for a reader of report.json
 
     ok: bool = True  # False: an error finding (the model is useless or will crash)
     findings: list[Finding] = Field(default_factory=list)
@@ -205,6 +215,8 @@ class Agreement(Sparse):
 
 class BuildReport(MemoryFigures):
     """report.json: what a build measured, and whether the model is any good and fits."""
+
+    json_lead = ("project", "request", "source_model", "format", "board", "task", "quantization")
 
     project: str
     request: str | None = None
@@ -303,13 +315,16 @@ def build_report(
         ops=model.op_counts(),
         arena_bytes=arena.arena_bytes if arena else None,
         arena_bytes_recorded=arena.recorded_total if arena else None,
-        arena_bytes_target=arena_target,
+        # 0 or None: no figure (a model TFLM cannot run and the static estimate could not size)
+        arena_bytes_target=arena_target or None,
         # kTensorArenaSize in src/main.cpp: the measurement plus the firmware's margin.
         arena_bytes_firmware=firmware_arena_bytes(arena.arena_bytes) if arena else None,
         notices=notices,
         stage_seconds=stage_seconds,
     )
     report.set_verdict(verdict)
+    if not arena_target:
+        report.ram_bytes_estimate = None  # no arena figure, no RAM figure
     for name, value in fields.items():
         setattr(report, name, value)
     return report
@@ -325,6 +340,29 @@ def verdict_fields(verdict: Verdict) -> dict[str, Any]:
 def read_report(project_dir: Path) -> BuildReport | None:
     """The project's report.json (None: no build yet, or not readable)."""
     return BuildReport.read(Path(project_dir) / REPORT_FILE)
+
+
+def current_report(project_dir: Path, script: str = "train.py") -> BuildReport | None:
+    """report.json when it is newer than the model script it was built from (else the editor's
+    static estimate of the script speaks, not an older build's figures)."""
+    path, source = Path(project_dir) / REPORT_FILE, Path(project_dir) / script
+    try:
+        if not path.is_file() or (
+            source.is_file() and path.stat().st_mtime < source.stat().st_mtime
+        ):
+            return None
+    except OSError:
+        return None
+    return BuildReport.read(path)
+
+
+def load_findings(report_path: Path) -> list[Finding]:
+    """The health findings of a report.json ([] when it has none or cannot be read).
+
+    JSON only: the language server calls this on every change of tinyforge.toml.
+    """
+    report = BuildReport.read(report_path)
+    return list(report.health.findings) if report is not None and report.health else []
 
 
 def write_report(project_dir: Path, report: BuildReport) -> Path:
@@ -351,6 +389,8 @@ class LayerRow(Sparse):
 
 class InspectReport(MemoryFigures):
     """`tinyforge inspect --json`: what one model file needs on a microcontroller."""
+
+    json_lead = ("model", "format")
 
     model: str | None = None  # the file
     format: str | None = None  # "tflite" | "onnx" | "keras"

@@ -37,6 +37,7 @@ from tinyforge.generate import MAIN_CPP, MODEL_DATA_H
 from tinyforge.generate.firmware import ARENA_HEAP_MACRO, has_heap_arena_option
 from tinyforge.lock import locked
 from tinyforge.progress import Progress
+from tinyforge.report import read_report
 from tinyforge.stages import Stages
 
 __all__ = [
@@ -103,13 +104,15 @@ def _int_after(pattern: str, text: str) -> int | None:
 def project_figures(project_dir: Path) -> dict[str, int]:
     """The arena the firmware allocates, the model's size and TinyForge's estimates."""
     figures: dict[str, int] = {}
-    try:
-        report = json.loads((project_dir / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        report = {}
-    for key in ("model_bytes", "ram_bytes_estimate", "flash_bytes_estimate", "arena_bytes"):
-        if isinstance(report.get(key), int):
-            figures[key] = report[key]
+    report = read_report(project_dir)
+    if report is not None:
+        known = {
+            "model_bytes": report.model_bytes,
+            "ram_bytes_estimate": report.ram_bytes_estimate,
+            "flash_bytes_estimate": report.flash_bytes_estimate,
+            "arena_bytes": report.arena_bytes,
+        }
+        figures.update({key: value for key, value in known.items() if value is not None})
     try:
         main = (project_dir / MAIN_CPP).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

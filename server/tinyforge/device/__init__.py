@@ -103,7 +103,10 @@ def verify_project(
             "cannot run with that TFLM.",
         )
     artifacts = project_dir / ARTIFACTS_DIR
-    report = _read_json(project_dir / "report.json")
+    # report.py imports this package's report module: imported here, not at the top.
+    from tinyforge.report import read_report
+
+    report = read_report(project_dir)
     sample, parts, sample_sources = _samples(artifacts, samples)
     from tinyforge.memory.measure import prepare_inputs
 
@@ -113,7 +116,10 @@ def verify_project(
         else None
     )
     test_y = np.concatenate([y for _, y in parts]) if parts else np.zeros(0, dtype=np.int64)
-    host_arena = int(host_arena or report.get("arena_bytes") or 0)
+    if report is not None:
+        host_arena = host_arena or report.arena_bytes
+        static_target = static_target or report.arena_bytes_target
+    host_arena = int(host_arena or 0)
 
     # The host interpreter's outputs for the same samples, computed while the firmware builds.
     shape = model.input_tensors[0].shape
@@ -131,7 +137,6 @@ def verify_project(
             source=source,
             model=model,
             ops=ops,
-            report=report,
             test_batch=test_batch,
             test_y=test_y,
             sample_sources=sample_sources,
@@ -154,7 +159,6 @@ def _verify_on_core(
     source: TflmSource,
     model: Any,
     ops: list[str],
-    report: dict[str, Any],
     test_batch: np.ndarray | None,
     test_y: np.ndarray,
     sample_sources: str,
@@ -215,7 +219,7 @@ def _verify_on_core(
     comparison = _compare(model, run, host.result(), test_y, _threshold(project_dir))
 
     static_parts = _static_parts(model)
-    static_target = int(static_target or report.get("arena_bytes_target") or static_parts["arena"])
+    static_target = int(static_target or static_parts["arena"])
     return _device_report(
         board=board,
         core=core,
@@ -264,11 +268,12 @@ def _pick_kernels(source: TflmSource, kernels: str | None) -> str:
     return kernels
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _samples(

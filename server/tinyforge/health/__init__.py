@@ -11,10 +11,8 @@ model: the language server imports it to read a report's findings and must start
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
@@ -42,17 +40,6 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        severity = data.get("severity")
-        return cls(
-            severity=severity if severity in SEVERITIES else "info",
-            code=str(data.get("code", "")),
-            message=str(data.get("message", "")),
-            fix=str(data.get("fix", "") or ""),
-            where=str(data.get("where", "") or ""),
-        )
-
 
 def errors(findings: Iterable[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity == "error"]
@@ -67,17 +54,3 @@ def pct(x: float) -> str:
     """A fraction as a percentage the way messages show it: '27%', '97.5%'."""
     value = 100 * x
     return f"{value:.0f}%" if abs(value - round(value)) < 0.05 else f"{value:.1f}%"
-
-
-def load_findings(report_path: Path) -> list[Finding]:
-    """The health findings of a report.json ([] when it has none or cannot be read).
-
-    JSON only: the language server calls this on every change of tinyforge.toml.
-    """
-    try:
-        report = json.loads(Path(report_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    health = report.get("health") if isinstance(report, dict) else None
-    items = health.get("findings") if isinstance(health, dict) else None
-    return [Finding.from_dict(f) for f in items or [] if isinstance(f, dict)]

@@ -19,6 +19,7 @@ from tinyforge.health import Finding, errors, sort_findings
 from tinyforge.health import baseline as baseline_checks
 from tinyforge.health import data as data_checks
 from tinyforge.health import quant as quant_checks
+from tinyforge.report import HealthSection
 from tinyforge.spec import DatasetKind, ProjectSpec, Task
 
 # Keras layers that scale a model's inputs inside it.
@@ -42,14 +43,14 @@ def after_build(
     metrics: dict[str, Any],
     converted: dict[str, Any],
     before: data_checks.DataReport | None,
-) -> dict[str, Any]:
+) -> HealthSection:
     """The report's "health" section: findings (errors first) and the figures behind them."""
     started = time.monotonic()
     artifacts = project_dir / ARTIFACTS_DIR
     classes = list(metrics.get("classes") or [])
     figures = converted.get("health") or {}
     findings: list[Finding] = list(before.findings) if before else []
-    section: dict[str, Any] = {"data": before.to_dict() if before else None}
+    section = HealthSection(data=before.to_dict() if before else None)
 
     with np.load(artifacts / "splits.npz") as npz:
         splits = {key: npz[key] for key in npz.files}
@@ -63,7 +64,7 @@ def after_build(
     anomaly = spec.task is Task.ANOMALY_DETECTION
     found, split_figures = data_checks.check_splits(splits, [] if anomaly else classes, decisions)
     findings += found
-    section["splits"] = split_figures
+    section.splits = split_figures
 
     if not anomaly and classes:
         base = baseline_checks.run_baseline(splits, classes)
@@ -78,25 +79,25 @@ def after_build(
             epochs_run=metrics.get("epochs_run"),
             epochs=spec.training.epochs,
         )
-        section["baseline"] = base.to_dict()
+        section.baseline = base.to_dict()
     else:
-        section["baseline"] = None
+        section.baseline = None
 
     if converted.get("quantization") == "int8":
         tflite = project_dir / "model.tflite"
         findings += quant_checks.check_tflite(tflite)
         findings += quant_checks.check_figures(figures, classes)
-        section["quantization"] = {
+        quantization = {
             key: figures[key] for key in ("calibration_samples", "per_class") if key in figures
         }
         saturation = figures.get("saturation") or {}
-        section["quantization"]["max_saturation"] = {
+        quantization["max_saturation"] = {
             where: max(shares.values(), default=0.0) for where, shares in saturation.items()
         }
+        section.quantization = quantization
 
     findings = sort_findings(findings)
-    section["ok"] = not errors(findings)
-    section["findings"] = [f.to_dict() for f in findings]
-    section["seconds"] = round(time.monotonic() - started, 3)
-    # Findings first for a reader of report.json.
-    return {"ok": section.pop("ok"), "findings": section.pop("findings"), **section}
+    section.ok = not errors(findings)
+    section.findings = findings
+    section.seconds = round(time.monotonic() - started, 3)
+    return section

@@ -296,7 +296,9 @@ def register(server: TinyForgeServer) -> None:
             ls,
             "TinyForge: converting",
             lambda p, c: {
-                "report": pipeline.build(project, progress=p, cancel=c, train=False).report
+                "report": pipeline.build(
+                    project, progress=p, cancel=c, train=False
+                ).report.to_json()
             },
         )
 
@@ -314,9 +316,10 @@ def register(server: TinyForgeServer) -> None:
 
         def work(p: LspProgress, c: threading.Event) -> dict[str, Any]:
             report = pipeline.build(project, progress=p, cancel=c).report
-            if not options.get("firmware") or not report.get("fits"):
-                return {"report": report}
-            return {"report": report, "pio": firmware.run_firmware(project, "build", options, p, c)}
+            if not options.get("firmware") or not report.fits:
+                return {"report": report.to_json()}
+            pio = firmware.run_firmware(project, "build", options, p, c)
+            return {"report": report.to_json(), "pio": pio}
 
         result = await long_job(ls, "TinyForge: building", work)
         if isinstance(result.get("pio"), dict) and "firmware" in result["pio"]:

@@ -15,8 +15,6 @@ that section, figures that break the project come back as diagnostics, "measured
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import threading
 import tomllib
@@ -27,13 +25,14 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.uris import from_fs_path
 
+from tinyforge.device.report import DeviceReport
 from tinyforge.errors import TinyForgeError
 from tinyforge.lsp.documents import doc_path, find_key_line, line_range
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.progress import Progress
+from tinyforge.report import DeviceNotMeasured, read_report
 
 SOURCE = "tinyforge (device)"
-REPORT_FILE = "report.json"
 MAIN_CPP = Path("src") / "main.cpp"
 # Parts of the image that the board's Arduino core baseline already counts.
 _IN_BASELINE = ("C library",)
@@ -90,68 +89,52 @@ def verify(
     try:
         report = pipeline.verify_on_device(project, progress=progress, cancel=cancel, **options)
     except (DeviceUnavailable, TflmSourceError, ToolchainError, StageError) as exc:
-        write_device_section(project, {"measured": False, "reason": str(exc)})
+        write_device_section(project, DeviceNotMeasured(reason=str(exc)))
         raise
-    headline = _headline(report["device"])
+    assert isinstance(report.device, DeviceReport)  # verify_on_device measured it
+    headline = report.device.headline
     progress.update(1.0, headline)
-    return {"report": report, "device": report["device"], "headline": headline}
+    json_report = report.to_json()
+    return {"report": json_report, "device": json_report["device"], "headline": headline}
 
 
-def write_device_section(project: Path, section: dict[str, Any]) -> None:
-    """report["device"] = section, written atomically; nothing without a build's report."""
-    path = project / REPORT_FILE
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def write_device_section(project: Path, section: DeviceReport | DeviceNotMeasured) -> None:
+    """report.json's device section replaced (atomically); nothing without a build's report."""
+    report = read_report(project)
+    if report is None:
         return
-    if not isinstance(report, dict):
-        return
-    report["device"] = section
-    tmp = path.with_name(f".{REPORT_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    report.device = section
+    report.write(project)
 
 
 # -- diagnostics ------------------------------------------------------------------------------
 
 
-def _measured_section(project: Path) -> dict[str, Any] | None:
-    try:
-        report = json.loads((project / REPORT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    device = report.get("device") if isinstance(report, dict) else None
-    if not isinstance(device, dict) or not device.get("measured"):
-        return None
-    return device
+def _measured_section(project: Path) -> DeviceReport | None:
+    report = read_report(project)
+    device = report.device if report is not None else None
+    return device if isinstance(device, DeviceReport) else None
 
 
-def _headline(device: dict[str, Any]) -> str:
-    return f"measured on an emulated {device.get('emulated_core')} ({device.get('machine')})"
+def _parts(parts: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in parts.items() if k not in _IN_BASELINE}
 
 
-def _parts(device: dict[str, Any], key: str) -> dict[str, int]:
-    parts = device.get(key)
-    if not isinstance(parts, dict):
-        return {}
-    return {k: int(v) for k, v in parts.items() if k not in _IN_BASELINE and isinstance(v, int)}
-
-
-def _over_budget(device: dict[str, Any], spec: Any) -> list[tuple[str, str]]:
+def _over_budget(device: DeviceReport, spec: Any) -> list[tuple[str, str]]:
     """(resource, sentence) for each of RAM and flash that is over the spec's budget."""
     from tinyforge.boards import get_board
     from tinyforge.check import runtime_costs
 
     board = get_board(spec.board)
-    if device.get("board") not in (None, board.id):
+    if device.board != board.id:
         return []  # measured for another board: the next verify speaks for this one
     costs = runtime_costs(board.family)
     found = []
-    for resource, key, baseline, limit in (
-        ("ram", "ram", costs.app_ram, spec.budget.ram_bytes),
-        ("flash", "flash", costs.app_flash, spec.budget.flash_bytes),
+    for resource, measured, baseline, limit in (
+        ("ram", device.ram, costs.app_ram, spec.budget.ram_bytes),
+        ("flash", device.flash, costs.app_flash, spec.budget.flash_bytes),
     ):
-        parts = _parts(device, key)
+        parts = _parts(measured)
         figure = sum(parts.values()) + baseline
         if not parts or figure <= limit:
             continue
@@ -160,7 +143,7 @@ def _over_budget(device: dict[str, Any], spec: Any) -> list[tuple[str, str]]:
             (
                 resource,
                 f"{resource.upper() if resource == 'ram' else 'Flash'} {_kb(figure)} "
-                f"{_headline(device)} exceeds the {_kb(limit)} budget by {_kb(figure - limit)}: "
+                f"{device.headline} exceeds the {_kb(limit)} budget by {_kb(figure - limit)}: "
                 f"{detail}, plus {_kb(baseline)} for the {board.id} Arduino core (estimate).",
             )
         )
@@ -210,15 +193,15 @@ def main_device_diagnostics(project: Path, text: str) -> list[lsp.Diagnostic]:
         number = next((n for n, t in enumerate(lines) if "kTensorArenaSize" in t), 0)
     rng = line_range(number, lines[number])
     found = []
-    firmware = int(device.get("arena_firmware_bytes") or 0)
-    smallest = int(device.get("arena_smallest_bytes") or 0)
+    firmware = device.arena_firmware_bytes
+    smallest = device.arena_smallest_bytes
     if firmware and smallest and firmware < smallest:
         found.append(
             lsp.Diagnostic(
                 range=rng,
                 message=(
                     f"kTensorArenaSize is {firmware:,} bytes but the model needs {smallest:,} "
-                    f"({_headline(device)}, {device.get('kernels')} kernels): "
+                    f"({device.headline}, {device.kernels} kernels): "
                     "AllocateTensors() fails on the board."
                 ),
                 severity=lsp.DiagnosticSeverity.Error,
@@ -226,16 +209,15 @@ def main_device_diagnostics(project: Path, text: str) -> list[lsp.Diagnostic]:
                 code="device-arena-too-small",
             )
         )
-    identical = device.get("outputs_identical_percent")
-    reference = device.get("kernels") == "reference"
-    if reference and isinstance(identical, int | float) and identical < 100:
+    identical = device.outputs_identical_percent
+    if device.kernels == "reference" and identical < 100:
         found.append(
             lsp.Diagnostic(
                 range=rng,
                 message=(
-                    f"Only {identical:g}% of the outputs {_headline(device)} are identical to the "
+                    f"Only {identical:g}% of the outputs {device.headline} are identical to the "
                     f"host TFLM interpreter's with the reference kernels (largest difference "
-                    f"{device.get('outputs_max_abs_diff')})."
+                    f"{device.outputs_max_abs_diff})."
                 ),
                 severity=lsp.DiagnosticSeverity.Warning,
                 source=SOURCE,

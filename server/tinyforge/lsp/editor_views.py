@@ -2,20 +2,32 @@
 
 Both come from the project a file belongs to (the nearest tinyforge.toml or platformio.ini):
 measured figures from report.json when a build is newer than the training script, else the
-static estimate of the model script (the open document's text when it is open). Plain dicts,
-so any client can render them.
+static estimate of the model script (the open document's text when it is open). The shapes
+are report.py's ProjectStatus and InspectView, sent as JSON (the client's types are generated
+from their schema).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tinyforge.errors import TinyForgeError
 from tinyforge.lsp.documents import doc_path
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.project import ProjectContext, load_context
+from tinyforge.report import (
+    BuildReport,
+    InspectReport,
+    InspectView,
+    LayerRow,
+    ProjectStatus,
+    current_report,
+)
+
+if TYPE_CHECKING:  # imported where it runs: the Keras source analysis loads on first use
+    from tinyforge.lsp.model_checks import Analysis
 
 MODEL_SUFFIXES = (".tflite", ".onnx", ".keras", ".h5")
 
@@ -55,25 +67,14 @@ def _script(server: TinyForgeServer, path: Path, ctx: ProjectContext) -> tuple[P
     return None
 
 
-def _build_report(ctx: ProjectContext) -> dict[str, Any] | None:
+def _build_report(ctx: ProjectContext) -> BuildReport | None:
     """report.json of the project's last build, when it is newer than its train.py."""
-    if ctx.root is None:
-        return None
-    report, script = ctx.root / "report.json", ctx.root / "train.py"
-    try:
-        if report.is_file() and (
-            not script.is_file() or report.stat().st_mtime >= script.stat().st_mtime
-        ):
-            data = json.loads(report.read_text(encoding="utf-8"))
-            return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-    return None
+    return current_report(ctx.root) if ctx.root is not None else None
 
 
-def _history(ctx: ProjectContext, measured: dict[str, Any] | None) -> dict[str, list[float]] | None:
-    if measured and isinstance(measured.get("history"), dict):
-        return measured["history"]
+def _history(ctx: ProjectContext, measured: BuildReport | None) -> dict[str, list[float]] | None:
+    if measured is not None and measured.history is not None:
+        return measured.history
     if ctx.root is None:
         return None
     metrics = ctx.root / "artifacts" / "metrics.json"
@@ -90,67 +91,64 @@ def project_status(server: TinyForgeServer, args: list[Any]) -> dict[str, Any]:
 
     path = _start(server, args)
     ctx = load_context(path, server.settings.board)
-    status: dict[str, Any] = {
-        "ok": True,
-        "root": str(ctx.root) if ctx.root else None,
-        "source": ctx.source,
-        "board": ctx.board.id if ctx.board else None,
-        "board_name": ctx.board.name if ctx.board else None,
-        "ram_budget": ctx.budget.ram_bytes if ctx.budget else None,
-        "flash_budget": ctx.budget.flash_bytes if ctx.budget else None,
-        "ram_bytes_estimate": None,
-        "flash_bytes_estimate": None,
-        "arena_bytes": None,
-        "fits": None,
-        "measured": False,
-        "model_file": None,
-        "problems": list(ctx.problems),
-    }
+    status = ProjectStatus(
+        ok=True,
+        root=str(ctx.root) if ctx.root else None,
+        source=ctx.source,
+        board=ctx.board.id if ctx.board else None,
+        board_name=ctx.board.name if ctx.board else None,
+        ram_budget=ctx.budget.ram_bytes if ctx.budget else None,
+        flash_budget=ctx.budget.flash_bytes if ctx.budget else None,
+        ram_bytes_estimate=None,
+        flash_bytes_estimate=None,
+        arena_bytes=None,
+        fits=None,
+        measured=False,
+        model_file=None,
+        problems=list(ctx.problems),
+    )
     if ctx.board is None:
-        return status
+        return status.to_json()
     measured = _build_report(ctx)
-    if measured is not None and measured.get("board") in (None, ctx.board.id):
-        status.update(
-            ram_bytes_estimate=measured.get("ram_bytes_estimate"),
-            flash_bytes_estimate=measured.get("flash_bytes_estimate"),
-            arena_bytes=measured.get("arena_bytes_target"),
-            fits=measured.get("fits"),
-            measured=True,
-            model_file=str(ctx.root / "model.tflite") if ctx.root else None,
-        )
-        budget = measured.get("budget") or {}
-        status["ram_budget"] = budget.get("ram_bytes", status["ram_budget"])
-        status["flash_budget"] = budget.get("flash_bytes", status["flash_budget"])
-        return status
+    if measured is not None and measured.board in (None, ctx.board.id):
+        status.ram_bytes_estimate = measured.ram_bytes_estimate
+        status.flash_bytes_estimate = measured.flash_bytes_estimate
+        status.arena_bytes = measured.arena_bytes_target
+        status.fits = measured.fits
+        status.measured = True
+        status.model_file = str(ctx.root / "model.tflite") if ctx.root else None
+        if measured.budget is not None:
+            status.ram_budget = measured.budget.ram_bytes
+            status.flash_budget = measured.budget.flash_bytes
+        return status.to_json()
     found = _script(server, path, ctx)
     if found is None:
-        return status
+        return status.to_json()
     script, text = found
     for a in analyse(text, ctx):
         if a.verdict is None or a.estimate is None:
             continue
-        status.update(
-            ram_bytes_estimate=a.verdict.ram_bytes_estimate,
-            flash_bytes_estimate=a.verdict.flash_bytes_estimate,
-            arena_bytes=a.estimate.arena_bytes_target,
-            fits=a.verdict.fits,
-            model_file=str(script),
-        )
+        status.ram_bytes_estimate = a.verdict.ram_bytes_estimate
+        status.flash_bytes_estimate = a.verdict.flash_bytes_estimate
+        status.arena_bytes = a.estimate.arena_bytes_target
+        status.fits = a.verdict.fits
+        status.model_file = str(script)
         break
-    return status
+    return status.to_json()
 
 
-def _static_layers(analysis: Any) -> list[dict[str, Any]]:
+def _static_layers(analysis: Analysis) -> list[LayerRow]:
+    assert analysis.estimate is not None
     return [
-        {
-            "index": fig.index,
-            "name": f"{fig.class_name} (line {layer.line + 1})",
-            "op": fig.op or "(folded)",
-            "output_shape": list(fig.out_shape),
-            "params_bytes": fig.param_bytes,
-            "activation_bytes": fig.activation_bytes,
-            "macs": fig.macs,
-        }
+        LayerRow(
+            index=fig.index,
+            name=f"{fig.class_name} (line {layer.line + 1})",
+            op=fig.op or "(folded)",
+            output_shape=list(fig.out_shape),
+            params_bytes=fig.param_bytes,
+            activation_bytes=fig.activation_bytes,
+            macs=fig.macs,
+        )
         for fig, layer in zip(analysis.estimate.layers, analysis.model.layers, strict=True)
     ]
 
@@ -164,7 +162,7 @@ def _inspect_module() -> Any | None:
     return inspect_module if hasattr(inspect_module, "inspect_model") else None
 
 
-def inspect_file(server: TinyForgeServer, path: Path) -> dict[str, Any]:
+def inspect_file(server: TinyForgeServer, path: Path) -> InspectView:
     """The inspect report of a .tflite/.onnx/.keras file (measured in TFLM)."""
     from tinyforge.project import find_project_root
 
@@ -175,102 +173,99 @@ def inspect_file(server: TinyForgeServer, path: Path) -> dict[str, Any]:
         )
     root = find_project_root(path)
     board = None if root is not None else server.settings.board
-    report = module.inspect_model(path, board=board, project=root)
-    report.update(
-        ok=True,
-        kind="model",
-        title=path.name,
-        measured=report.get("arena_bytes") is not None,
-        history=None,
+    report: InspectReport = module.inspect_model(path, board=board, project=root)
+    return InspectView.model_validate(
+        {
+            **report.to_json(),
+            "ok": True,
+            "kind": "model",
+            "title": path.name,
+            "measured": report.arena_bytes is not None,
+            "history": None,
+        }
     )
-    return report
 
 
-def inspect_project(server: TinyForgeServer, path: Path) -> dict[str, Any]:
+# What a project's report.json says over the static estimate of its model script.
+_MEASURED_FIELDS = (
+    "ram_bytes_estimate",
+    "flash_bytes_estimate",
+    "ram_parts",
+    "flash_parts",
+    "fits",
+    "violations",
+    "model_bytes",
+    "arena_bytes",
+    "arena_bytes_target",
+    "budget",
+    "float_accuracy",
+    "int8_accuracy",
+    "tflm_accuracy",
+    "device",  # what the emulated board measured, or why it did not run
+)
+
+
+def inspect_project(server: TinyForgeServer, path: Path) -> InspectView:
     """Per-layer figures of the project's model plus its training curves."""
     from tinyforge.lsp.model_checks import analyse
 
     ctx = load_context(path, server.settings.board)
     measured = _build_report(ctx)
-    report: dict[str, Any] = {
-        "ok": True,
-        "kind": "project",
-        "title": ctx.root.name if ctx.root else path.name,
-        "root": str(ctx.root) if ctx.root else None,
-        "board": ctx.board.id if ctx.board else None,
-        "budget": {"ram_bytes": ctx.budget.ram_bytes, "flash_bytes": ctx.budget.flash_bytes}
-        if ctx.budget
-        else None,
-        "measured": measured is not None,
-        "layers": [],
-        "history": _history(ctx, measured),
-        "notes": [],
-        "problems": list(ctx.problems),
-    }
+    view = InspectView(
+        ok=True,
+        kind="project",
+        title=ctx.root.name if ctx.root else path.name,
+        root=str(ctx.root) if ctx.root else None,
+        board=ctx.board.id if ctx.board else None,
+        budget=ctx.budget,
+        measured=measured is not None,
+        layers=[],
+        history=_history(ctx, measured),
+        notes=[],
+        problems=list(ctx.problems),
+    )
     found = _script(server, path, ctx)
     if found is not None:
         script, text = found
-        report["model"] = str(script)
+        view.model = str(script)
         for a in analyse(text, ctx):
             if a.problem is not None:
-                report["problems"].append(f"Cannot size {script.name} statically: {a.problem}")
+                view.problems.append(f"Cannot size {script.name} statically: {a.problem}")
                 continue
             if a.estimate is None:
                 continue
-            report["layers"] = _static_layers(a)
-            report["arena_bytes_target"] = a.estimate.arena_bytes_target
-            report["model_bytes"] = a.estimate.model_bytes_estimate
-            report["notes"].append(
+            view.layers = _static_layers(a)
+            view.arena_bytes_target = a.estimate.arena_bytes_target
+            view.model_bytes = a.estimate.model_bytes_estimate
+            view.notes.append(
                 f"Per-layer figures: static estimate of {script.name} (int8, nothing executed)."
             )
             if a.verdict is not None:
-                report.update(
-                    ram_bytes_estimate=a.verdict.ram_bytes_estimate,
-                    flash_bytes_estimate=a.verdict.flash_bytes_estimate,
-                    ram_parts=a.verdict.ram_parts,
-                    flash_parts=a.verdict.flash_parts,
-                    fits=a.verdict.fits,
-                    violations=[v.__dict__ for v in a.verdict.violations],
-                )
+                view.set_verdict(a.verdict)
             break
     if measured is not None:
-        for key in (
-            "ram_bytes_estimate",
-            "flash_bytes_estimate",
-            "ram_parts",
-            "flash_parts",
-            "fits",
-            "violations",
-            "model_bytes",
-            "arena_bytes",
-            "arena_bytes_target",
-            "budget",
-            "float_accuracy",
-            "int8_accuracy",
-            "tflm_accuracy",
-            "device",  # what the emulated board measured, or why it did not run
-        ):
-            if key in measured:
-                report[key] = measured[key]
+        for name in _MEASURED_FIELDS:
+            if name in measured.model_fields_set:
+                setattr(view, name, getattr(measured, name))
         tflite = ctx.root / "model.tflite" if ctx.root else None
         module = _inspect_module()
         if tflite is not None and tflite.is_file() and module is not None:
             try:
-                exact = module.inspect_model(tflite, project=ctx.root, measure=False)
-                report["layers"] = exact.get("layers") or report["layers"]
-                report["notes"] = [f"Per-layer figures: {tflite.name} (the converted model)."]
+                exact: InspectReport = module.inspect_model(tflite, project=ctx.root, measure=False)
+                view.layers = exact.layers or view.layers
+                view.notes = [f"Per-layer figures: {tflite.name} (the converted model)."]
             except TinyForgeError as exc:
-                report["notes"].append(f"Could not read {tflite.name}: {exc}")
-        report["notes"].append("RAM and flash: measured by the last build (report.json).")
+                view.notes.append(f"Could not read {tflite.name}: {exc}")
+        view.notes.append("RAM and flash: measured by the last build (report.json).")
     from tinyforge.lsp.fit import fit_section
 
     # The last `tinyforge fit` of the project: its front, the choice and the plot.
-    report["fit"] = fit_section(ctx.root)
-    return report
+    view.fit = fit_section(ctx.root)
+    return view
 
 
 def inspect(server: TinyForgeServer, args: list[Any]) -> dict[str, Any]:
     path = _start(server, args)
     if path.suffix.lower() in MODEL_SUFFIXES and path.is_file():
-        return inspect_file(server, path)
-    return inspect_project(server, path)
+        return inspect_file(server, path).to_json()
+    return inspect_project(server, path).to_json()

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from lsprotocol import types as lsp
 
-from tinyforge.health import Finding, load_findings
+from tinyforge.generate import REPORT_FILE
+from tinyforge.health import Finding
 from tinyforge.lsp.documents import find_key_line, line_range
+from tinyforge.report import load_findings
 
-REPORT_FILE = "report.json"
 SOURCE = "tinyforge"
 _SEVERITY = {
     "error": lsp.DiagnosticSeverity.Error,

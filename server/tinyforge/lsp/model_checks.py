@@ -7,7 +7,6 @@ figures in report.json replace the estimates for that project.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.memory.keras_layers import CannotInfer, LayerFigures, ModelEstimate, estimate
 from tinyforge.memory.keras_source import SourceLayer, SourceModel, find_models
 from tinyforge.project import ProjectContext
+from tinyforge.report import BuildReport, current_report
 
 SOURCE = "tinyforge"
 # The estimator's arena planning grows faster than linearly with the layers (4,000 took 1.5 s,
@@ -43,7 +43,7 @@ class Analysis:
     estimate: ModelEstimate | None
     problem: CannotInfer | None
     verdict: Verdict | None
-    measured: dict[str, Any] | None = None
+    measured: BuildReport | None = None
 
 
 def _hints(ctx: ProjectContext) -> dict[str, Any]:
@@ -58,20 +58,11 @@ def _hints(ctx: ProjectContext) -> dict[str, Any]:
     return hints
 
 
-def _measured(ctx: ProjectContext, path: Path | None) -> dict[str, Any] | None:
+def _measured(ctx: ProjectContext, path: Path | None) -> BuildReport | None:
     """The build report of the project whose training script this is, if it is current."""
     if ctx.root is None or path is None or path.resolve() != (ctx.root / "train.py").resolve():
         return None
-    report = ctx.root / "report.json"
-    script = ctx.root / "train.py"
-    try:
-        if report.is_file() and (
-            not script.is_file() or report.stat().st_mtime >= script.stat().st_mtime
-        ):
-            return json.loads(report.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return None
+    return current_report(ctx.root)
 
 
 def _verdict(est: ModelEstimate, ctx: ProjectContext) -> Verdict | None:
@@ -223,29 +214,28 @@ def _measured_diagnostics(
     """After a build, the converted model's exact figures speak instead of the estimate."""
     assert a.measured is not None
     found = []
-    for violation in a.measured.get("violations", []):
-        key = "activation_bytes" if violation["resource"] == "ram" else "param_bytes"
+    for violation in a.measured.violations:
+        key = "activation_bytes" if violation.resource == "ram" else "param_bytes"
         culprit = max(est.layers, key=lambda f: getattr(f, key))
         found.append(
             lsp.Diagnostic(
                 range=_layer_range(model.layers[culprit.index]),
-                message=f"measured after build: {violation['message']}",
+                message=f"measured after build: {violation.message}",
                 severity=lsp.DiagnosticSeverity.Error,
                 source=SOURCE,
-                code=f"over-budget-{violation['resource']}",
+                code=f"over-budget-{violation.resource}",
             )
         )
     return found
 
 
 def lens_text(a: Analysis) -> str | None:
-    if a.measured is not None:
-        m = a.measured
-        b = m["budget"]
+    if a.measured is not None and a.measured.budget is not None:
+        m, b = a.measured, a.measured.budget
         return (
-            f"flash {kb(m['flash_bytes_estimate'])} / {kb(b['flash_bytes'])} · RAM "
-            f"{kb(m['ram_bytes_estimate'])} / {kb(b['ram_bytes'])} (measured; arena "
-            f"{m['arena_bytes_target']:,} B)"
+            f"flash {kb(m.flash_bytes_estimate or 0)} / {kb(b.flash_bytes)} · RAM "
+            f"{kb(m.ram_bytes_estimate or 0)} / {kb(b.ram_bytes)} (measured; arena "
+            f"{m.arena_bytes_target or 0:,} B)"
         )
     if a.estimate is None or a.verdict is None:
         return None

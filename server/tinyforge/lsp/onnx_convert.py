@@ -99,7 +99,7 @@ def convert_file_work(server: TinyForgeServer, args: list[Any]) -> Any:
             cancel=cancel,
         )
         return {
-            "report": result.report,
+            "report": result.report.to_json(),
             "project": str(out),
             "tflite": str(result.tflite_path),
             "fits": result.fits,

@@ -1,6 +1,7 @@
 """`tinyforge inspect`: one report of what a model needs on a microcontroller.
 
-`inspect_model` returns one JSON-ready dict for a .tflite, .onnx or Keras (.keras/.h5) file:
+`inspect_model` returns one `InspectReport` (report.py) for a .tflite, .onnx or Keras
+(.keras/.h5) file:
 ops and the ones the installed TFLM cannot run, model bytes, the tensor arena (measured in the
 real TFLM interpreter, estimated statically, floor, 32-bit target), flash and RAM estimates,
 a per-layer table and, with a board or project, the budget verdict. Bad input ends in a
@@ -24,6 +25,7 @@ from tinyforge.check import check_budget, runtime_costs
 from tinyforge.errors import ModelFileError, StageError, TinyForgeError, UnknownBoardError
 from tinyforge.memory.estimate import estimate_model
 from tinyforge.memory.tflite_model import TfliteModel, load_tflite
+from tinyforge.report import Comparison, InspectReport, LayerRow
 from tinyforge.spec import SPEC_FILENAME, Budget, ProjectSpec
 
 PLATFORMIO_INI = "platformio.ini"
@@ -188,7 +190,7 @@ def inspect_model(
     quantization: str = "int8",
     convert: bool = False,
     calibration: Path | str | None = None,
-) -> dict[str, Any]:
+) -> InspectReport:
     """The inspect report of one model file (see the module docstring).
 
     `convert` (for .onnx): convert it with onnx2tf first (calibrated on `calibration`, random
@@ -214,71 +216,69 @@ def inspect_model(
         # Keras file is converted here with random calibration data, so its scales say nothing.
         from tinyforge.health.quant import check_tflite
 
-        report["health"] = [finding.to_dict() for finding in check_tflite(model_path)]
-    # Name and kind first, for a reader of the JSON.
-    report = {"model": str(model_path), "format": kind, **report}
+        report.health = check_tflite(model_path)
+    report.model = str(model_path)
+    report.format = kind
     _add_budget(report, choice)
-    report.setdefault("seconds", {})["total"] = round(time.monotonic() - started, 3)
+    report.seconds = {**report.seconds, "total": round(time.monotonic() - started, 3)}
     return report
 
 
-def tflite_report(model: TfliteModel, path: Path | None, *, measure: bool = True) -> dict[str, Any]:
+def tflite_report(model: TfliteModel, path: Path | None, *, measure: bool = True) -> InspectReport:
     """Report fields of a parsed .tflite model: static estimate, TFLM op check, measurement."""
     static = estimate_model(model)
-    report: dict[str, Any] = {
-        "model_bytes": model.model_bytes,
-        "ops": model.op_counts(),
-        "unsupported_ops": None,
-        "arena_bytes": None,
-        "arena_bytes_recorded": None,
-        "arena_bytes_estimate": None,
-        "arena_bytes_target": None,
-        "arena_bytes_target_estimate": None,
-        "arena_floor_bytes": None,
-        "arena_head_bytes": static.head.head_bytes,
-        "arena_tail_bytes_estimate": static.host.tail_bytes,
-        "arena_tail_parts_estimate": static.host.tail_parts,
-        "layers": [layer.to_dict() for layer in static.layers],
-        "largest_tensor": static.largest_live_tensor(),
-        "problems": list(static.problems),
-        "notes": list(static.notes),
-        "seconds": {"static": round(static.seconds, 4)},
-    }
+    report = InspectReport(
+        model_bytes=model.model_bytes,
+        ops=model.op_counts(),
+        unsupported_ops=None,
+        arena_bytes=None,
+        arena_bytes_recorded=None,
+        arena_bytes_estimate=None,
+        arena_bytes_target=None,
+        arena_bytes_target_estimate=None,
+        arena_floor_bytes=None,
+        arena_head_bytes=static.head.head_bytes,
+        arena_tail_bytes_estimate=static.host.tail_bytes,
+        arena_tail_parts_estimate=static.host.tail_parts,
+        layers=[LayerRow.model_validate(layer.to_dict()) for layer in static.layers],
+        largest_tensor=static.largest_live_tensor(),
+        problems=list(static.problems),
+        notes=list(static.notes),
+        seconds={"static": round(static.seconds, 4)},
+    )
     if not static.problems:
-        report.update(
-            arena_bytes_estimate=static.arena_bytes,
-            arena_bytes_target_estimate=static.arena_bytes_target,
-            arena_bytes_target=static.arena_bytes_target,
-            arena_floor_bytes=static.floor_bytes,
-        )
+        report.arena_bytes_estimate = static.arena_bytes
+        report.arena_bytes_target_estimate = static.arena_bytes_target
+        report.arena_bytes_target = static.arena_bytes_target
+        report.arena_floor_bytes = static.floor_bytes
     _check_ops(report, model)
-    if measure and path is not None and not static.problems and not report["unsupported_ops"]:
+    if measure and path is not None and not static.problems and not report.unsupported_ops:
         _measure(report, model, path)
-    elif measure and report["unsupported_ops"]:
-        report["notes"].append(
+    elif measure and report.unsupported_ops:
+        report.notes.append(
             "Not measured in TFLM: the interpreter cannot run the unsupported op(s)."
         )
     return report
 
 
-def _check_ops(report: dict[str, Any], model: TfliteModel) -> None:
+def _check_ops(report: InspectReport, model: TfliteModel) -> None:
     from tinyforge.memory import measure as measure_module
     from tinyforge.memory import ops
 
     try:
-        report["unsupported_ops"] = ops.unsupported_ops(model)
-        report["tflite_micro_version"] = measure_module.tflm_package_version()
+        report.unsupported_ops = ops.unsupported_ops(model)
+        report.tflite_micro_version = measure_module.tflm_package_version()
     except StageError as exc:
-        report["notes"].append(f"Could not ask TFLM which ops it runs: {exc}")
-    unsupported = report["unsupported_ops"]
+        report.notes.append(f"Could not ask TFLM which ops it runs: {exc}")
+    unsupported = report.unsupported_ops
     if unsupported:
-        report["problems"].append(
+        report.problems.append(
             f"TFLM (tflite-micro {measure_module.tflm_package_version()}) cannot run "
             f"{', '.join(unsupported)}: replace those layers or add a custom kernel."
         )
 
 
-def _measure(report: dict[str, Any], model: TfliteModel, path: Path) -> None:
+def _measure(report: InspectReport, model: TfliteModel, path: Path) -> None:
     from tinyforge.memory.measure import measure_arena
     from tinyforge.memory.target import target_arena_bytes
 
@@ -286,55 +286,52 @@ def _measure(report: dict[str, Any], model: TfliteModel, path: Path) -> None:
     try:
         measured = measure_arena(path)
     except StageError as exc:
-        report["problems"].append(str(exc))
+        report.problems.append(str(exc))
         return
     finally:
-        report["seconds"]["measure"] = round(time.monotonic() - started, 3)
-    report["arena_bytes"] = measured.arena_bytes
-    report["arena_bytes_recorded"] = measured.recorded_total
-    report["arena_bytes_target"] = target_arena_bytes(measured, model)
-    report["arena_measured_parts"] = measured.breakdown
+        report.seconds["measure"] = round(time.monotonic() - started, 3)
+    report.arena_bytes = measured.arena_bytes
+    report.arena_bytes_recorded = measured.recorded_total
+    report.arena_bytes_target = target_arena_bytes(measured, model)
+    report.arena_measured_parts = measured.breakdown
     if not measured.invoke_ok:
-        report["notes"].append(
+        report.notes.append(
             "TFLM allocated the model but failed to invoke it on zeros; the measured arena "
             "covers allocation only."
         )
 
 
-def _add_budget(report: dict[str, Any], choice: BudgetChoice | None) -> None:
+def _add_budget(report: InspectReport, choice: BudgetChoice | None) -> None:
     """Flash and RAM estimates for the board family (or the defaults), and the verdict."""
     family = choice.board.family if choice else "default"
     costs = runtime_costs(family)
-    ops = list(report.get("ops") or {})
-    arena = report.get("arena_bytes_target")
-    model_bytes = report.get("model_bytes")
-    report["board"] = choice.board.id if choice else None
-    report["runtime_costs_family"] = costs.family
+    ops = list(report.ops)
+    arena = report.arena_bytes_target
+    model_bytes = report.model_bytes
+    report.board = choice.board.id if choice else None
+    report.runtime_costs_family = costs.family
     if model_bytes is None or arena is None:
-        report["flash_bytes_estimate"] = None
-        report["ram_bytes_estimate"] = None
+        report.flash_bytes_estimate = None
+        report.ram_bytes_estimate = None
         if choice is not None:
-            report["budget"] = {
-                "ram_bytes": choice.budget.ram_bytes,
-                "flash_bytes": choice.budget.flash_bytes,
-            }
-            report["budget_source"] = choice.source
-            report["fits"] = None  # no figures, no verdict (see problems)
-            report["violations"] = []
+            report.budget = choice.budget
+            report.budget_source = choice.source
+            report.fits = None  # no figures, no verdict (see problems)
+            report.violations = []
         return
     if choice is None:
-        report["ram_parts"] = {
+        report.ram_parts = {
             "tensor arena": arena,
             "TFLM runtime": costs.tflm_ram,
             "application and framework": costs.app_ram,
         }
-        report["flash_parts"] = {
+        report.flash_parts = {
             "model": model_bytes,
             "TFLM runtime and kernels": costs.tflm_flash + costs.ops_flash(ops),
             "application and framework": costs.app_flash,
         }
-        report["ram_bytes_estimate"] = sum(report["ram_parts"].values())
-        report["flash_bytes_estimate"] = sum(report["flash_parts"].values())
+        report.ram_bytes_estimate = sum(report.ram_parts.values())
+        report.flash_bytes_estimate = sum(report.flash_parts.values())
         return
     verdict = check_budget(
         board=choice.board,
@@ -342,31 +339,16 @@ def _add_budget(report: dict[str, Any], choice: BudgetChoice | None) -> None:
         model_bytes=model_bytes,
         arena_bytes_target=arena,
         ops=ops,
-        largest_tensor=report.get("largest_tensor"),
+        largest_tensor=report.largest_tensor,
     )
-    report["ram_parts"] = verdict.ram_parts
-    report["flash_parts"] = verdict.flash_parts
-    report["ram_bytes_estimate"] = verdict.ram_bytes_estimate
-    report["flash_bytes_estimate"] = verdict.flash_bytes_estimate
-    report["budget"] = verdict.budget
-    report["budget_source"] = choice.source
-    report["fits"] = verdict.fits
-    report["violations"] = [
-        {
-            "resource": v.resource,
-            "figure": v.figure,
-            "limit": v.limit,
-            "biggest": v.biggest,
-            "message": v.message,
-        }
-        for v in verdict.violations
-    ]
+    report.set_verdict(verdict)
+    report.budget_source = choice.source
 
 
 # --- Keras -----------------------------------------------------------------------------------
 
 
-def _keras_report(path: Path, *, measure: bool, quantization: str) -> dict[str, Any]:
+def _keras_report(path: Path, *, measure: bool, quantization: str) -> InspectReport:
     """Load and convert the Keras model in a child process, then inspect the .tflite."""
     import tempfile
 
@@ -377,7 +359,7 @@ def _keras_report(path: Path, *, measure: bool, quantization: str) -> dict[str, 
         tflite_path = Path(tmp) / "model.tflite"
         model = load_tflite(tflite_path)
         report = tflite_report(model, tflite_path, measure=measure)
-    report["notes"].insert(
+    report.notes.insert(
         0,
         f"Converted to {quantization} TFLite for inspection"
         + (" with random calibration data (memory figures only)" if quantization == "int8" else "")
@@ -388,9 +370,9 @@ def _keras_report(path: Path, *, measure: bool, quantization: str) -> dict[str, 
         try:
             definition = estimate_from_description(description)
         except TinyForgeError as exc:
-            report["keras_estimate"] = {"error": str(exc)}
+            report.keras_estimate = {"error": str(exc)}
         else:
-            report["keras_estimate"] = definition.to_dict()
+            report.keras_estimate = definition.to_dict()
     return report
 
 
@@ -399,7 +381,7 @@ def _keras_report(path: Path, *, measure: bool, quantization: str) -> dict[str, 
 
 def _onnx_converted_report(
     path: Path, *, measure: bool, quantization: str, calibration: Path | str | None
-) -> dict[str, Any]:
+) -> InspectReport:
     """Convert the ONNX model with onnx2tf in a child process, then inspect the .tflite."""
     import tempfile
 
@@ -411,9 +393,13 @@ def _onnx_converted_report(
         )
         report = tflite_report(load_tflite(tflite_path), tflite_path, measure=measure)
     float_cmp = result["float"]
-    report["onnx_ops"] = result["onnx_ops"]
-    report["agreement"] = {"float": float_cmp, "int8": result.get("int8")}
-    report["notes"][:0] = [
+    report.onnx_ops = result["onnx_ops"]
+    int8_cmp = result.get("int8")
+    report.agreement = {
+        "float": Comparison.model_validate(float_cmp),
+        "int8": Comparison.model_validate(int8_cmp) if int8_cmp is not None else None,
+    }
+    report.notes[:0] = [
         *result["notices"],
         f"Converted to {quantization} TFLite with onnx2tf ({result['calibration']}) in "
         f"{result.get('onnx2tf_seconds', 0):.1f} s; float32 agrees with ONNX on "

@@ -19,6 +19,7 @@ from typing import Any
 
 from tinyforge.errors import ModelFileError, StageError
 from tinyforge.memory.tflite_model import OpInfo, TensorInfo, TfliteModel
+from tinyforge.report import InspectReport
 
 # ONNX op → TFLite builtin(s) it becomes (empty: folded away). Conv is decided per node.
 ONNX_TO_TFLITE: dict[str, tuple[str, ...]] = {
@@ -148,7 +149,7 @@ def load_onnx(path: Path) -> Any:
     return model
 
 
-def onnx_report(path: Path) -> dict[str, Any]:
+def onnx_report(path: Path) -> InspectReport:
     model = load_onnx(path)
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
@@ -166,35 +167,35 @@ def onnx_report(path: Path) -> dict[str, Any]:
                 no_equivalent.append(name)
             continue
         tflite_ops.update(mapped)
-    report: dict[str, Any] = {
-        "model_bytes": path.stat().st_size,
-        "onnx_ops": dict(onnx_ops),
-        "ops": dict(tflite_ops),
-        "unsupported_ops": None,
-        "arena_bytes": None,
-        "arena_bytes_recorded": None,
-        "arena_bytes_estimate": None,
-        "arena_bytes_target": None,
-        "arena_bytes_target_estimate": None,
-        "arena_floor_bytes": None,
-        "layers": [],
-        "problems": [],
-        "notes": [
+    report = InspectReport(
+        model_bytes=path.stat().st_size,
+        onnx_ops=dict(onnx_ops),
+        ops=dict(tflite_ops),
+        unsupported_ops=None,
+        arena_bytes=None,
+        arena_bytes_recorded=None,
+        arena_bytes_estimate=None,
+        arena_bytes_target=None,
+        arena_bytes_target_estimate=None,
+        arena_floor_bytes=None,
+        layers=[],
+        problems=[],
+        notes=[
             "Exact memory figures need the model converted to TFLite (onnx2tf, e.g. "
             "`tinyforge convert`); ops are mapped to the TFLite builtins the conversion makes."
         ],
-    }
+    )
     try:
         from tinyforge.memory.ops import tflm_supported_ops
 
         supported = tflm_supported_ops()
     except StageError as exc:
-        report["notes"].append(f"Could not ask TFLM which ops it runs: {exc}")
+        report.notes.append(f"Could not ask TFLM which ops it runs: {exc}")
     else:
         missing = [op for op in tflite_ops if op not in supported]
-        report["unsupported_ops"] = no_equivalent + missing
+        report.unsupported_ops = no_equivalent + missing
         if no_equivalent:
-            report["problems"].append(
+            report.problems.append(
                 f"ONNX op(s) {', '.join(no_equivalent)} have no TFLite builtin equivalent."
             )
         if missing:
@@ -205,13 +206,13 @@ def onnx_report(path: Path) -> dict[str, Any]:
                     if set(_tflite_ops(n, initializers) or ()) & set(missing)
                 }
             )
-            report["problems"].append(
+            report.problems.append(
                 f"TFLM cannot run {', '.join(missing)} (from ONNX {', '.join(users)})."
             )
     estimate = _rough_estimate(model)
     if estimate is not None:
-        report["layers"] = estimate.pop("layers")
-        report["onnx_estimate"] = estimate
+        report.layers = estimate.pop("layers")
+        report.onnx_estimate = estimate
     return report
 
 

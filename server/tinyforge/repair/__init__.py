@@ -66,9 +66,9 @@ def diagnose(project_dir: Path, log_text: str | None = None) -> list[Failure]:
         RECORD,
         REPORT,
         load_firmware_failure,
-        load_report,
     )
     from tinyforge.repair.rules import TFLM_LIBRARY_HINTS
+    from tinyforge.report import read_report
 
     project_dir = Path(project_dir)
     failures: list[Failure] = []
@@ -77,7 +77,7 @@ def diagnose(project_dir: Path, log_text: str | None = None) -> list[Failure]:
     else:
         # The newest of: the last build's stage error, the last firmware build's errors, a
         # report over budget. Each is replaced (or cleared) by the next run of its kind.
-        report = load_report(project_dir)
+        report = read_report(project_dir)
         candidates = [
             (RECORD, load_failure(project_dir)),
             (FIRMWARE_RESULT, load_firmware_failure(project_dir)),

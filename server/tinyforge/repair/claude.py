@@ -135,9 +135,9 @@ class ClaudeRepairer:
             parts.append(f"Board: {board_facts(project.board)}")
             budget = project.spec.budget
             parts.append(f"Budget: RAM {budget.ram_bytes} bytes, flash {budget.flash_bytes} bytes.")
-        report = project.report or {}
-        if report:
-            keys = ("model_bytes", "arena_bytes_target", "ram_bytes_estimate")
+        if project.report is not None:
+            report = project.report.to_json()
+            keys: tuple[str, ...] = ("model_bytes", "arena_bytes_target", "ram_bytes_estimate")
             keys += ("flash_bytes_estimate", "ops", "violations")
             figures = {k: report[k] for k in keys if k in report}
             parts.append(f"Last completed build's figures: {figures}")

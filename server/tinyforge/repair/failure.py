@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyforge.errors import StageError
+from tinyforge.report import BuildReport
 
 RECORD = Path(".tinyforge") / "last-failure.json"
 REPORT = "report.json"
@@ -74,14 +75,6 @@ def load_failure(project_dir: Path) -> Failure | None:
         return None
 
 
-def load_report(project_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((Path(project_dir) / REPORT).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def load_firmware_failure(project_dir: Path) -> Failure | None:
     """The last firmware build (pio run), when it failed: its problems as the toolchain said
     them ("file:line:col: error: …", "region `RAM' overflowed by N bytes")."""
@@ -112,12 +105,12 @@ def load_firmware_failure(project_dir: Path) -> Failure | None:
     return Failure("deploy", first or summary, "\n".join(lines), source=str(FIRMWARE_RESULT))
 
 
-def failure_from_report(report: dict[str, Any]) -> Failure | None:
+def failure_from_report(report: BuildReport) -> Failure | None:
     """A completed build whose model does not fit: its violations, with the figures."""
-    if report.get("fits") is not False:
+    if report.fits is not False:
         return None
-    violations = [v for v in report.get("violations") or [] if isinstance(v, dict)]
-    message = "; ".join(str(v.get("message", "")) for v in violations) or "does not fit"
+    message = "; ".join(v.message for v in report.violations) or "does not fit"
+    violations = [asdict(v) for v in report.violations]
     return Failure("check", message, source=REPORT, violations=violations)
 
 

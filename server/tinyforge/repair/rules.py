@@ -34,6 +34,7 @@ from tinyforge.check import kb
 from tinyforge.errors import TinyForgeError
 from tinyforge.repair.failure import Failure
 from tinyforge.repair.fixes import FileEdit, Fix
+from tinyforge.report import BuildReport, read_report
 from tinyforge.spec import SPEC_FILENAME, ProjectSpec, Quantization
 
 TRAIN = "train.py"
@@ -88,13 +89,11 @@ class Project:
     files: dict[str, str] = field(default_factory=dict)
     spec: ProjectSpec | None = None
     board: Board | None = None
-    report: dict[str, Any] | None = None
+    report: BuildReport | None = None
     problems: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, root: Path) -> Project:
-        from tinyforge.repair.failure import load_report
-
         project = cls(Path(root))
         for name in EDITABLE:
             path = project.root / name
@@ -109,7 +108,7 @@ class Project:
                 project.board = get_board(project.spec.board)
             except TinyForgeError as exc:
                 project.problems.append(str(exc))
-        project.report = load_report(project.root)
+        project.report = read_report(project.root)
         return project
 
 
@@ -208,13 +207,15 @@ def quantize_int8(failure: Failure, project: Project) -> Fix | None:
     if not count:
         return None
     figures = ""
-    report = project.report or {}
-    if report.get("model_bytes") and report.get("arena_bytes_target"):
+    report = project.report
+    model_bytes = report.model_bytes if report else None
+    arena = report.arena_bytes_target if report else None
+    if model_bytes and arena:
         figures = (
-            f" This build: model {kb(report['model_bytes'])}, arena "
-            f"{kb(report['arena_bytes_target'])} in float32; int8 stores a weight in 1 byte "
-            f"instead of 4 and activations likewise: about {kb(report['model_bytes'] // 4)} "
-            f"and {kb(report['arena_bytes_target'] // 4)}."
+            f" This build: model {kb(model_bytes)}, arena "
+            f"{kb(arena)} in float32; int8 stores a weight in 1 byte "
+            f"instead of 4 and activations likewise: about {kb(model_bytes // 4)} "
+            f"and {kb(arena // 4)}."
         )
     return Fix(
         rule="quantize-int8",
@@ -233,7 +234,7 @@ def quantize_int8(failure: Failure, project: Project) -> Fix | None:
 def shrink_model(failure: Failure, project: Project) -> Fix | None:
     spec, board, report = project.spec, project.board, project.report
     source = project.files.get(TRAIN)
-    if spec is None or board is None or source is None or not report:
+    if spec is None or board is None or source is None or report is None:
         return None
     if spec.quantization is Quantization.FLOAT32:
         return None  # quantizing comes first: it is 4x for free
@@ -241,14 +242,16 @@ def shrink_model(failure: Failure, project: Project) -> Fix | None:
     if rooms is None:
         return None
     arena_room, model_room, why, over_ram, over_flash = rooms
-    fixed_ram = sum(report["ram_parts"].values()) - report["ram_parts"]["tensor arena"]
+    # _rooms found these figures in the report.
+    assert report.arena_bytes_target is not None and report.model_bytes is not None
+    fixed_ram = sum(report.ram_parts.values()) - report.ram_parts["tensor arena"]
     if arena_room <= 0 or model_room <= 0:
         resource, fixed, limit = (
             ("RAM", fixed_ram, spec.budget.ram_bytes)
             if arena_room <= 0
             else (
                 "flash",
-                sum(report["flash_parts"].values()) - report["flash_parts"]["model"],
+                sum(report.flash_parts.values()) - report.flash_parts["model"],
                 spec.budget.flash_bytes,
             )
         )
@@ -279,8 +282,8 @@ def shrink_model(failure: Failure, project: Project) -> Fix | None:
     # The static estimate, offset to this build's measured figures: the change comes from the
     # estimator, the level from the measurement (what the estimate misses is mostly fixed
     # overhead, which does not shrink with the layers).
-    arena_offset = report["arena_bytes_target"] - base.arena_bytes_target
-    model_offset = report["model_bytes"] - base.model_bytes_estimate
+    arena_offset = report.arena_bytes_target - base.arena_bytes_target
+    model_offset = report.model_bytes - base.model_bytes_estimate
     candidates = [
         (i, SHRINKABLE[layer.class_name])
         for i, layer in enumerate(model.layers[:-1])
@@ -332,16 +335,17 @@ def shrink_model(failure: Failure, project: Project) -> Fix | None:
 
 
 def _rooms(
-    failure: Failure, report: dict[str, Any], spec: ProjectSpec
+    failure: Failure, report: BuildReport, spec: ProjectSpec
 ) -> tuple[int, int, str, bool, bool] | None:
     """Bytes the arena and the model may take, why they must shrink, and which is over
-    (RAM, flash); None when the failure is not an overflow."""
-    try:
-        ram_fixed = sum(report["ram_parts"].values()) - report["ram_parts"]["tensor arena"]
-        flash_fixed = sum(report["flash_parts"].values()) - report["flash_parts"]["model"]
-        arena_now, model_now = int(report["arena_bytes_target"]), int(report["model_bytes"])
-    except (KeyError, TypeError, AttributeError):
+    (RAM, flash); None when the failure is not an overflow or the report lacks the figures."""
+    arena_now, model_now = report.arena_bytes_target, report.model_bytes
+    arena_part = report.ram_parts.get("tensor arena")
+    model_part = report.flash_parts.get("model")
+    if arena_now is None or model_now is None or arena_part is None or model_part is None:
         return None
+    ram_fixed = sum(report.ram_parts.values()) - arena_part
+    flash_fixed = sum(report.flash_parts.values()) - model_part
     arena_room = spec.budget.ram_bytes - ram_fixed
     model_room = spec.budget.flash_bytes - flash_fixed
     if failure.stage == "check":
