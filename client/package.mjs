@@ -18,7 +18,16 @@ const copy = (rel, filter) => {
   mkdirSync(dirname(join(stage, rel)), { recursive: true });
   cpSync(join(repo, rel), join(stage, rel), { recursive: true, filter });
 };
-for (const rel of ['README.md', 'pyproject.toml', '.vscodeignore', 'client/out/extension.js']) {
+for (const rel of [
+  'README.md',
+  'CHANGELOG.md',
+  'LICENSE',
+  'pyproject.toml',
+  '.vscodeignore',
+  'client/out/extension.js',
+  'client/media/icon.png',
+  'client/media/walkthrough',
+]) {
   copy(rel);
 }
 copy('server/tinyforge', (src) => !/__pycache__|\.pyc$/.test(src));
@@ -29,6 +38,6 @@ writeFileSync(join(stage, 'package.json'), `${JSON.stringify(shipped, null, 2)}\
 rmSync(out, { force: true });
 execFileSync(
   join(repo, 'node_modules', '.bin', 'vsce'),
-  ['package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '--out', out],
+  ['package', '--no-dependencies', '--out', out],
   { cwd: stage, stdio: 'inherit' },
 );
