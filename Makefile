@@ -42,8 +42,10 @@ lint: setup
 client-setup: setup
 	bash tests/editor/setup.sh
 
-# Type-check, lint and unit tests of the client (plain Node, no editor).
+# Type-check, lint and unit tests of the client (plain Node, no editor); first, that the report
+# types generated from the server's schema (client/src/generated/) are up to date.
 client-check: client-setup
+	npm run -s types:check
 	npm run -s typecheck
 	npm run -s lint
 	npm run -s test:unit

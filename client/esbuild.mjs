@@ -1,8 +1,9 @@
 // Bundles the extension (client/out/extension.js) and, with --tests, the test suites.
 // usage: node client/esbuild.mjs [--production] [--tests] [--watch]
 import * as esbuild from 'esbuild';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { generate, OUT } from './gen-types.mjs';
 
 const args = new Set(process.argv.slice(2));
 const production = args.has('--production');
@@ -47,6 +48,9 @@ if (args.has('--tests')) {
     external: ['vscode', 'mocha'],
   });
 }
+
+// The server's report types first (client/gen-types.mjs): the bundle is built on the schema's.
+writeFileSync(OUT, await generate());
 
 if (args.has('--watch')) {
   for (const options of builds) {

@@ -1,23 +1,9 @@
 // Pure formatting: no `vscode` import, so the unit tests run in plain Node.
 
-/** What the server's `tinyforge.projectStatus` command returns. */
-export interface ProjectStatus {
-  ok: boolean;
-  error?: string;
-  root: string | null;
-  source: string;
-  board: string | null;
-  board_name: string | null;
-  ram_budget: number | null;
-  flash_budget: number | null;
-  ram_bytes_estimate: number | null;
-  flash_bytes_estimate: number | null;
-  arena_bytes: number | null;
-  fits: boolean | null;
-  measured: boolean;
-  model_file: string | null;
-  problems: string[];
-}
+import type { ProjectStatus } from './generated/reports';
+
+/** What the server's `tinyforge.projectStatus` command returns (server/tinyforge/report.py). */
+export type { ProjectStatus };
 
 /** One board of the server's `tinyforge.boards` command. */
 export interface BoardInfo {

@@ -1,90 +1,17 @@
 // The inspect report as HTML for a webview: pure (no `vscode`), so it is unit-tested in Node.
 // No scripts: tables and inline SVG charts only, under a strict Content-Security-Policy.
 
-export interface ReportLayer {
-  index: number;
-  name: string;
-  op: string;
-  output_shape: number[];
-  params_bytes: number;
-  activation_bytes: number;
-  macs: number;
-  /** The output tensor's full name (TFLite models). */
-  tensor?: string;
-}
+import type { DeviceNotMeasured, DeviceReport, InspectView, LayerRow } from './generated/reports';
 
+// The shapes are the server's (server/tinyforge/report.py), generated: client/src/generated/.
+/** One row of the per-layer table. */
+export type ReportLayer = LayerRow;
 /** report.json's `device` section: what the emulated board measured (tinyforge verify). */
-export interface DeviceSection {
-  measured: true;
-  board: string;
-  core: string;
-  emulated_core: string;
-  machine: string;
-  core_note?: string;
-  kernels: string;
-  tflm: { kind: string; name: string; commit: string; path: string };
-  compiler?: string;
-  compile_seconds?: number;
-  run_seconds?: number;
-  samples: number;
-  compared_with?: string;
-  outputs_identical_percent: number;
-  outputs_max_abs_diff: number;
-  argmax_agreement_percent: number;
-  accuracy?: number | null;
-  sketch_output?: string | null;
-  arena_used_bytes: number;
-  arena_smallest_bytes: number;
-  arena_firmware_bytes: number;
-  arena_static_target_bytes: number;
-  arena_note?: string;
-  flash: Record<string, number>;
-  ram: Record<string, number>;
-  kernel_flash?: Record<string, number>;
-  flash_estimate_before?: Record<string, number>;
-  instructions_per_inference: number;
-  instructions_min?: number;
-  instructions_max?: number;
-  clock_hz: number;
-  cycles_per_instruction: number;
-  latency_ms_estimate: number;
-  latency_note?: string;
-  problems?: string[];
-}
-
+export type DeviceSection = DeviceReport;
 /** Why there are no measured figures (ESP32, no toolchain or TFLM source, --no-device). */
-export interface DeviceNotMeasured {
-  measured: false;
-  reason?: string;
-}
-
-/** What the server's `tinyforge.inspect` command returns (the fields this view uses). */
-export interface InspectReport {
-  ok: boolean;
-  error?: string;
-  kind?: 'project' | 'model';
-  title?: string;
-  model?: string;
-  board?: string | null;
-  budget?: { ram_bytes: number; flash_bytes: number } | null;
-  measured?: boolean;
-  fits?: boolean | null;
-  ram_bytes_estimate?: number | null;
-  flash_bytes_estimate?: number | null;
-  ram_parts?: Record<string, number>;
-  flash_parts?: Record<string, number>;
-  arena_bytes_target?: number | null;
-  model_bytes?: number | null;
-  tflm_accuracy?: number | null;
-  float_accuracy?: number | null;
-  int8_accuracy?: number | null;
-  layers?: ReportLayer[];
-  history?: Record<string, number[]> | null;
-  violations?: { message: string }[];
-  notes?: string[];
-  problems?: string[];
-  device?: DeviceSection | DeviceNotMeasured | null;
-}
+export type { DeviceNotMeasured };
+/** What the server's `tinyforge.inspect` command returns. */
+export type InspectReport = InspectView;
 
 export function escapeHtml(text: unknown): string {
   return String(text ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -36,7 +36,8 @@ from pydantic import (
     ValidationError,
     model_serializer,
 )
-from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 
 from tinyforge.check import Verdict, Violation
 from tinyforge.device.report import DeviceReport
@@ -420,23 +421,24 @@ class InspectReport(MemoryFigures):
 
 
 class ProjectStatus(Sparse):
-    """The `tinyforge.projectStatus` command: the status bar's board and figures."""
+    """The `tinyforge.projectStatus` command: the status bar's board and figures (every field
+    but `error` is always there: None when there is no figure yet)."""
 
     ok: bool
     error: str | None = None
-    root: str | None = None
-    source: str | None = None  # where the board comes from, in words
-    board: str | None = None
-    board_name: str | None = None
-    ram_budget: int | None = None
-    flash_budget: int | None = None
-    ram_bytes_estimate: int | None = None
-    flash_bytes_estimate: int | None = None
-    arena_bytes: int | None = None  # the 32-bit target arena
-    fits: bool | None = None
-    measured: bool = False  # True: from the last build's report.json
-    model_file: str | None = None
-    problems: list[str] = Field(default_factory=list)
+    root: str | None
+    source: str  # where the board comes from, in words
+    board: str | None
+    board_name: str | None
+    ram_budget: int | None
+    flash_budget: int | None
+    ram_bytes_estimate: int | None
+    flash_bytes_estimate: int | None
+    arena_bytes: int | None  # the 32-bit target arena
+    fits: bool | None
+    measured: bool  # True: from the last build's report.json
+    model_file: str | None
+    problems: list[str]
 
 
 class InspectView(InspectReport):
@@ -467,12 +469,36 @@ SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
-class _NoFieldTitles(GenerateJsonSchema):
-    """Types keep their titles; fields do not (json-schema-to-typescript would make a type of
-    each titled field: `export type ArenaBytes = number | null`)."""
+class _WrittenSchema(GenerateJsonSchema):
+    """The schema of the JSON as written: a field the JSON always holds is required (every
+    field of a Contract that is not Sparse, of a dataclass, and Sparse's `json_always`), so the
+    client's types need no check for what is always there.
+
+    Types keep their titles, fields do not (json-schema-to-typescript would make a type of each
+    titled field: `export type ArenaBytes = number | null`)."""
 
     def field_title_should_be_set(self, schema: Any) -> bool:
         return False
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        json_schema = super().model_schema(schema)
+        model = schema["cls"]
+        always = model.json_always if issubclass(model, Sparse) else tuple(model.model_fields)
+        return _require(json_schema, always)
+
+    def dataclass_schema(self, schema: core_schema.DataclassSchema) -> JsonSchemaValue:
+        # dataclasses.asdict (Violation, Finding) writes every field.
+        json_schema = super().dataclass_schema(schema)
+        return _require(json_schema, tuple(json_schema.get("properties", {})))
+
+
+def _require(json_schema: JsonSchemaValue, names: tuple[str, ...]) -> JsonSchemaValue:
+    properties = json_schema.get("properties", {})
+    required = list(json_schema.get("required", []))
+    required += [name for name in names if name in properties and name not in required]
+    if required:
+        json_schema["required"] = required
+    return json_schema
 
 
 def json_schema() -> dict[str, Any]:
@@ -480,7 +506,7 @@ def json_schema() -> dict[str, Any]:
     _, top = models_json_schema(
         [(model, "validation") for model in SCHEMA_MODELS],
         ref_template="#/$defs/{model}",
-        schema_generator=_NoFieldTitles,
+        schema_generator=_WrittenSchema,
         title="TinyForgeReports",
         description="report.json, `tinyforge inspect --json` and the editor's figures "
         "(server/tinyforge/report.py; regenerate: `tinyforge report --schema`).",
