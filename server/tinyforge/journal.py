@@ -581,9 +581,10 @@ def _process_started(pid: int) -> float | None:
     import psutil
 
     try:
-        return psutil.Process(pid).create_time()
+        started: float = psutil.Process(pid).create_time()
     except psutil.Error:
         return None
+    return started
 
 
 def _owner_alive(journal: Journal) -> bool:

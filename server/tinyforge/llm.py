@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tinyforge.errors import TinyForgeError
 
 if TYPE_CHECKING:  # the SDK costs ~0.5 s to import: only when Claude is really used
     import anthropic
     import httpx2
+    from anthropic.types import MessageParam, ToolParam
 
 KEY_ENV = "ANTHROPIC_API_KEY"
 MODEL_ENV = "TINYFORGE_CLAUDE_MODEL"
@@ -131,12 +132,13 @@ class ClaudeSession:
             with warnings.catch_warnings():
                 # A deprecated model id only warns; the user chose it, the call still works.
                 warnings.simplefilter("ignore", DeprecationWarning)
+                # The planners build messages and the tool from JSON schemas, as plain dicts.
                 message = client.messages.create(
                     model=self.model,
                     max_tokens=max_tokens,
                     system=system,
-                    messages=messages,  # type: ignore[arg-type]
-                    tools=[tool],  # type: ignore[list-item]
+                    messages=cast("list[MessageParam]", messages),
+                    tools=[cast("ToolParam", tool)],
                     tool_choice={
                         "type": "tool",
                         "name": tool["name"],

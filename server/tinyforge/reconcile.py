@@ -13,10 +13,11 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tinyforge.datasets import MAX_CSV_BYTES
 from tinyforge.errors import StageError
@@ -162,11 +163,12 @@ def match_label(word: str, labels: list[str]) -> str | None:
     could mean two labels matches neither."""
     if word in labels:
         return word
-    for same in (
+    checks: tuple[Callable[[str], bool], ...] = (
         lambda label: _squash(label) == _squash(word),
         lambda label: bool(_forms(label) & _forms(word)),
         lambda label: _boolean(label) is not None and _boolean(label) == _boolean(word),
-    ):
+    )
+    for same in checks:
         found = [label for label in labels if same(label)]
         if len(found) == 1:
             return found[0]
@@ -484,23 +486,23 @@ def patch_spec_text(text: str, before: ProjectSpec, after: ProjectSpec) -> str:
     return tomlkit.dumps(doc)
 
 
-def _set(table: object, key: str, value: object, old: object) -> None:
+def _set(table: MutableMapping[str, Any], key: str, value: object, old: object) -> None:
+    """tinyforge.toml's `table[key] = value` (tomlkit: the file's comments and layout stay)."""
     import tomlkit
 
     if value == old:
         return
-    assert hasattr(table, "__setitem__") and hasattr(table, "__contains__")
     if value is None:
-        if key in table:  # type: ignore[operator]
-            del table[key]  # type: ignore[attr-defined]
+        if key in table:
+            del table[key]
         return
     if isinstance(value, list):
         array = tomlkit.array()
         array.extend(value)
         array.multiline(True)
-        table[key] = array  # type: ignore[index]
+        table[key] = array
     else:
-        table[key] = value  # type: ignore[index]
+        table[key] = value
 
 
 def save_spec_changes(project_dir: Path, before: ProjectSpec, after: ProjectSpec) -> None:

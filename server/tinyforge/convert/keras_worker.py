@@ -10,7 +10,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,11 +40,12 @@ def decide(outputs: np.ndarray, threshold: float | None) -> np.ndarray:
     """Class decisions: argmax for classifiers; score above threshold for anomaly detectors."""
     outputs = outputs.reshape(len(outputs), -1)
     if threshold is None:
-        return np.argmax(outputs, axis=1)
+        classes: np.ndarray = np.argmax(outputs, axis=1)
+        return classes
     return (outputs[:, 0] > threshold).astype(np.int64)
 
 
-def convert(project: Path, quantization: str, artifacts: str) -> dict:
+def convert(project: Path, quantization: str, artifacts: str) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
@@ -65,7 +68,7 @@ def convert(project: Path, quantization: str, artifacts: str) -> dict:
         pick = rng.permutation(len(x_train))[:CALIBRATION_SAMPLES]
         calibration = x_train[pick].astype(np.float32)
 
-        def representative():
+        def representative() -> Iterator[list[np.ndarray]]:
             for sample in calibration:
                 yield [sample[np.newaxis]]
 
@@ -133,7 +136,7 @@ def _health_figures(
     float_decisions: np.ndarray,
     tflite_decisions: np.ndarray,
     num_classes: int,
-) -> dict:
+) -> dict[str, Any]:
     """What tinyforge.health needs from this process: the data and the interpreter are here.
 
     The test decisions (for the accuracy on test samples not seen in training), the model's
@@ -143,7 +146,9 @@ def _health_figures(
     np.savez_compressed(
         artifacts / "predictions.npz", float=float_decisions, tflite=tflite_decisions
     )
-    figures: dict = {"layers": [type(layer).__name__ for layer in getattr(model, "layers", [])]}
+    figures: dict[str, Any] = {
+        "layers": [type(layer).__name__ for layer in getattr(model, "layers", [])]
+    }
     if calibration is None:
         return figures
     try:

@@ -75,7 +75,7 @@ def to_onnx_layout(y: np.ndarray, onnx_shape: list[int]) -> np.ndarray:
 # --- comparing outputs ------------------------------------------------------------------------
 
 
-def compare(reference: np.ndarray, other: np.ndarray, *, scalar_tolerance: float) -> dict:
+def compare(reference: np.ndarray, other: np.ndarray, *, scalar_tolerance: float) -> dict[str, Any]:
     """Top-1 agreement (or, for one-value outputs, agreement within a tolerance) and errors."""
     ref = reference.reshape(len(reference), -1).astype(np.float64)
     out = other.reshape(len(other), -1).astype(np.float64)
@@ -129,7 +129,9 @@ def run_onnx(path: Path, input_name: str, inputs: np.ndarray) -> np.ndarray:
     return np.stack([session.run(None, {input_name: x[np.newaxis]})[0][0] for x in inputs])
 
 
-def run_tflite(model_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, dict, dict]:
+def run_tflite(
+    model_bytes: bytes, inputs: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
     """Outputs (dequantized) of N samples in LiteRT's interpreter; input and output details."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -145,7 +147,7 @@ def run_tflite(model_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray, dict
     return np.stack(results), inp, out
 
 
-def _details(details: dict) -> dict:
+def _details(details: dict[str, Any]) -> dict[str, Any]:
     scale, zero_point = details["quantization"]
     return {
         "name": details["name"],
@@ -185,7 +187,7 @@ class ConversionFailed(Exception):
         self.detail = detail
 
 
-def _onnx2tf(job: dict, work: Path, out_dir: Path, **options: Any) -> list[str]:
+def _onnx2tf(job: dict[str, Any], work: Path, out_dir: Path, **options: Any) -> list[str]:
     """Run onnx2tf.convert with the job's input; returns its printed lines."""
     try:
         import onnx2tf
@@ -214,7 +216,7 @@ def _onnx2tf(job: dict, work: Path, out_dir: Path, **options: Any) -> list[str]:
     return list(tee.lines)
 
 
-def _failure(job: dict, exc: BaseException | None, lines: list[str]) -> ConversionFailed:
+def _failure(job: dict[str, Any], exc: BaseException | None, lines: list[str]) -> ConversionFailed:
     """One sentence for an onnx2tf failure: the op or node it stopped at, and why."""
     nodes = {n["name"]: n["op_type"] for n in job.get("nodes", [])}
     text = "".join(traceback.format_exception(exc)) if exc is not None else ""
@@ -269,7 +271,9 @@ def _reason(exc: BaseException | None, lines: list[str]) -> str:
     return (text[:300] + "…") if len(text) > 300 else text + "."
 
 
-def locate_divergence(job: dict, work: Path, sample_nhwc: np.ndarray) -> dict | None:
+def locate_divergence(
+    job: dict[str, Any], work: Path, sample_nhwc: np.ndarray
+) -> dict[str, Any] | None:
     """First ONNX node whose output differs in onnx2tf's TensorFlow graph (onnx2tf's -cotof)."""
     path = work / "divergence_input.npy"
     np.save(path, sample_nhwc[np.newaxis].astype(np.float32))
@@ -347,7 +351,7 @@ def write_sample_images(calibration_nhwc: np.ndarray, work: Path) -> None:
 # --- the job ----------------------------------------------------------------------------------
 
 
-def convert(work: Path) -> dict:
+def convert(work: Path) -> dict[str, Any]:
     job = json.loads((work / JOB_FILE).read_text(encoding="utf-8"))
     started = time.monotonic()
     os.chdir(work)  # onnx2tf looks for its sample file in the current directory

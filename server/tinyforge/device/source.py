@@ -119,9 +119,10 @@ class TflmSource:
         chosen: dict[str, SourceFile] = {}
         while todo:
             name = todo.pop()
-            src = by_stem.get(name)
-            if src is None or src.path.stem in chosen:
+            found = by_stem.get(name)
+            if found is None or found.path.stem in chosen:
                 continue
+            src = found
             chosen[src.path.stem] = src
             todo |= set(_ARM_NAME.findall(_read(src.path))) - set(chosen) - {name}
         return sorted(chosen.values(), key=lambda s: s.rel)

@@ -291,7 +291,7 @@ class RayEngine:
 
     def _dead(self) -> list[str]:
         """Nodes that died during this search."""
-        before = getattr(self, "_dead_before", set())
+        before: set[str] = getattr(self, "_dead_before", set())
         return [n for n, i in self._refresh_nodes().items() if not i["alive"] and n not in before]
 
     def _trial_nodes(self) -> list[str]:

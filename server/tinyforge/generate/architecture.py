@@ -193,7 +193,7 @@ def choose_architecture(
         features = math.prod(shape)
         candidates = [_autoencoder_candidate(features, w) for w in (64, 32, 16, 8)]
     elif len(shape) == 3 and spec.task is Task.KEYWORD_SPOTTING:
-        widths = (32, 24, 16, 12, 8, 6, 4)
+        widths: list[int] = [32, 24, 16, 12, 8, 6, 4]
         candidates = [_image_candidate(shape, num_classes, w, 1) for w in widths]
         candidates += [_image_candidate(shape, num_classes, w, 2) for w in widths]
         for arch in candidates:

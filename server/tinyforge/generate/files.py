@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from tinyforge.errors import TinyForgeError
 from tinyforge.generate import sections
@@ -49,7 +49,7 @@ class WriteResult:
         ]
 
 
-def inside_project(project_dir: Path, relpath: str | Path) -> Path:
+def inside_project(project_dir: Path, relpath: str | PurePath) -> Path:
     """The real file `relpath` names, links resolved; refused when it leaves the project (a
     link, even a dangling one, to a file outside, or `..`)."""
     root = project_dir.resolve()
@@ -62,7 +62,7 @@ def inside_project(project_dir: Path, relpath: str | Path) -> Path:
     return target
 
 
-def write_atomic(project_dir: Path, relpath: str | Path, text: str) -> Path:
+def write_atomic(project_dir: Path, relpath: str | PurePath, text: str) -> Path:
     """Write `text` to the project's `relpath` through a temporary file and `os.replace`: a
     reader (or a crash) sees the old file or the new one, never half of it."""
     target = inside_project(project_dir, relpath)

@@ -80,9 +80,9 @@ def check_dataset(
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        labels = [str(t) for t in digits.target]
+        digit_labels = [str(t) for t in digits.target]
         x = digits.data.astype(np.float32)
-        return check_table(x, labels, source="scikit-learn digits", fractions=fractions)
+        return check_table(x, digit_labels, source="scikit-learn digits", fractions=fractions)
     path = resolve_path(spec, project_dir)
     assert path is not None  # the spec guarantees a path for folder and CSV datasets
     relabel = gathered_by(spec)

@@ -287,7 +287,8 @@ def register(server: TinyForgeServer) -> None:
         from tinyforge.lsp.onnx_convert import is_onnx_file
 
         if args and is_onnx_file(args[0]):  # an .onnx file rather than a project folder
-            return await convert_file(ls, *args)
+            converted: dict[str, Any] = await convert_file(ls, *args)
+            return converted
         try:
             project = _project(list(args), ls)
         except TinyForgeError as exc:
@@ -388,7 +389,8 @@ def register(server: TinyForgeServer) -> None:
     @server.command("tinyforge.upload")
     async def upload(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:
         """args: project, {"port": …, "env": …}: build what changed and flash the board."""
-        return await pio(ls, args[0] if args else "", "upload", *args[1:2])
+        uploaded: dict[str, Any] = await pio(ls, args[0] if args else "", "upload", *args[1:2])
+        return uploaded
 
     @server.command("tinyforge.monitor")
     async def monitor(ls: TinyForgeServer, *args: Any) -> dict[str, Any]:

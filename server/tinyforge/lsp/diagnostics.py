@@ -136,10 +136,10 @@ def ini_diagnostics(text: str, uri: str, default_board: str | None) -> list[lsp.
             spec_board = None
     found: list[lsp.Diagnostic] = []
     for env in ini.envs:
-        line = find_key_line(lines, "board", f"env:{env.name}")
-        if line is None or not env.board:
+        board_line = find_key_line(lines, "board", f"env:{env.name}")
+        if board_line is None or not env.board:
             continue
-        rng = line_range(line, lines[line])
+        rng = line_range(board_line, lines[board_line])
         try:
             board = get_board(env.board)
         except TinyForgeError:

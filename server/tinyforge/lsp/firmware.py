@@ -178,12 +178,12 @@ def _board_actions(
             edit = _edit(_uri(ini), number, lines[number], f"board = {board.id}")
             platform_line = find_key_line(lines, "platform", f"env:{env}")
             if platform_line is not None and edit.changes is not None:
-                edit.changes[_uri(ini)].append(
-                    lsp.TextEdit(
-                        range=line_range(platform_line, lines[platform_line]),
-                        new_text=f"platform = {board.platform}",
-                    )
+                platform_edit = lsp.TextEdit(
+                    range=line_range(platform_line, lines[platform_line]),
+                    new_text=f"platform = {board.platform}",
                 )
+                uri = _uri(ini)
+                edit = lsp.WorkspaceEdit(changes={uri: [*edit.changes[uri], platform_edit]})
             title = f"Pick a board with more {what}: {board.id} ({size // 1024} KB)"
         actions.append(
             lsp.CodeAction(

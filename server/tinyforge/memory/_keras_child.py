@@ -95,7 +95,8 @@ def convert(model: Any, quantization: str) -> bytes:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    return converter.convert()
+    flatbuffer: bytes = converter.convert()
+    return flatbuffer
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,7 +83,7 @@ def _runtime() -> Any:
 
 def _input_specs(interpreter: Any) -> list[tuple[tuple[int, ...], Any]]:
     """(shape, numpy dtype) of every input, read from a working interpreter."""
-    specs = []
+    specs: list[tuple[tuple[int, ...], Any]] = []
     index = 0
     while True:
         try:

@@ -414,9 +414,9 @@ def _scan_body(body: list[ast.stmt], scope: _Scope, found: list[SourceModel]) ->
             )
             pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d]
             for arg, default in pairs:
-                value = inner.eval(default)
-                if not isinstance(value, Unknown):
-                    inner.values.setdefault(arg.arg, value)
+                evaluated = inner.eval(default)
+                if not isinstance(evaluated, Unknown):
+                    inner.values.setdefault(arg.arg, evaluated)
             _scan_body(stmt.body, inner, found)
             continue
         if isinstance(stmt, ast.ClassDef):

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,14 +73,14 @@ class ArenaMeasurement:
 @dataclass
 class _ChildRun:
     returncode: int
-    events: list[dict]
+    events: list[dict[str, Any]]
     stderr: str
 
-    def result(self) -> dict | None:
+    def result(self) -> dict[str, Any] | None:
         results = [e for e in self.events if e.get("event") == "result"]
         return results[-1] if results else None
 
-    def first(self, event: str) -> dict | None:
+    def first(self, event: str) -> dict[str, Any] | None:
         return next((e for e in self.events if e.get("event") == event), None)
 
 
@@ -126,7 +127,7 @@ def measure_arena(model_path: Path | str, *, timeout: float = 120) -> ArenaMeasu
     lo, hi = 0, None
     guess: int | None = None
     invoke = True
-    report: dict | None = None
+    report: dict[str, Any] | None = None
     trials = 0
     aborted: list[int] = []
     for _ in range(MAX_CHILD_RUNS):
@@ -246,7 +247,8 @@ def run_tflm(
         outputs = np.load(out_path, allow_pickle=False)
     if len(out_shape) >= 1 and out_shape[0] == 1 and outputs.ndim >= 2 and outputs.shape[1] == 1:
         outputs = outputs[:, 0]
-    return outputs
+    decoded: np.ndarray = outputs
+    return decoded
 
 
 def tflm_package_version() -> str:
@@ -334,7 +336,7 @@ def _run_child(args: list[str], deadline: float, timeout: float, model_path: Pat
 
 
 def _measurement(
-    result: dict, report: dict, trials: int, aborted: list[int], seconds: float
+    result: dict[str, Any], report: dict[str, Any], trials: int, aborted: list[int], seconds: float
 ) -> ArenaMeasurement:
     totals, kinds = parse_allocation_report(report["text"])
     return ArenaMeasurement(
@@ -385,7 +387,9 @@ def _op_hint(text: str) -> str:
     return ""
 
 
-def _failure_error(path: Path, model: TfliteModel, run: _ChildRun, result: dict) -> StageError:
+def _failure_error(
+    path: Path, model: TfliteModel, run: _ChildRun, result: dict[str, Any]
+) -> StageError:
     """A clean failure reported by the child (TFLM returned an error, no crash)."""
     stage = result.get("stage") or "allocate"
     _, _, after = _last_stage(run.stderr)

@@ -297,12 +297,12 @@ def _rough_estimate(model: Any) -> dict[str, Any] | None:
     try:
         inputs = tuple(tensor(i.name) for i in graph.input if i.name not in initializers)
         for node in graph.node:
-            mapped = _tflite_ops(node, {init.name: init for init in graph.initializer})
-            if mapped == ():
+            node_ops = _tflite_ops(node, {init.name: init for init in graph.initializer})
+            if node_ops == ():
                 continue
             ins = tuple(tensor(n) if n else -1 for n in node.input)
             outs = tuple(tensor(n) for n in node.output if n)
-            name = mapped[0] if mapped else node.op_type
+            name = node_ops[0] if node_ops else node.op_type
             ops.append(OpInfo(index=len(ops), op=name, inputs=ins, outputs=outs))
         outputs = tuple(tensor(o.name) for o in graph.output)
     except KeyError:

@@ -222,7 +222,7 @@ def _parse(data: bytes) -> TfliteModel:
     )
 
 
-def _vector(length: int, as_numpy: object) -> list:
+def _vector(length: int, as_numpy: object) -> list[Any]:
     # The generated *AsNumpy() accessors return the int 0 for absent vectors; asking for the
     # length first avoids that, and numpy raises if a vector runs past the end of the file.
     if length == 0:
@@ -266,7 +266,7 @@ def _opcode_name(opcode: tflite.OperatorCode) -> str:
         return f"CUSTOM:{custom.decode('utf-8', 'replace') if custom else ''}"
     from tflite.utils import BUILTIN_OPCODE2NAME
 
-    return BUILTIN_OPCODE2NAME.get(code, f"BUILTIN_{code}")
+    return str(BUILTIN_OPCODE2NAME.get(code, f"BUILTIN_{code}"))
 
 
 def _nbytes(shape: tuple[int, ...], dtype: str) -> int:

@@ -55,7 +55,8 @@ def run_training(
             "train",
             f"train.py finished but did not save model.keras and {ARTIFACTS_DIR}/metrics.json.",
         )
-    return json.loads(metrics_path.read_text(encoding="utf-8"))
+    metrics: dict[str, Any] = json.loads(metrics_path.read_text(encoding="utf-8"))
+    return metrics
 
 
 def timeout_sentence(stage: str, seconds: float | None) -> str:
