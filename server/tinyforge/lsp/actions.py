@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
-from pygls.uris import from_fs_path
 
 from tinyforge.errors import TinyForgeError
 from tinyforge.lsp.documents import doc_path
@@ -71,33 +70,14 @@ def create_project_edit(
     spec = pipeline.plan(request, default_board=board, planner=planner)
     folder = free_folder(parent, spec.name)
     spec = pipeline.relocate_dataset(spec, folder)
-    changes: list[lsp.TextDocumentEdit | lsp.CreateFile | lsp.RenameFile | lsp.DeleteFile] = []
+    from tinyforge.lsp.preview import workspace_edit
+    from tinyforge.repair.fixes import FileEdit
     from tinyforge.scaffold import data_files
 
     # No data named: the project's data/ folder (README, one folder per class) comes too.
     files = {**generate.render_project(spec, folder), **data_files(spec)}
-    for relpath, content in files.items():
-        uri = from_fs_path(str(folder / relpath)) or ""
-        changes.append(
-            lsp.CreateFile(
-                uri=uri, options=lsp.CreateFileOptions(overwrite=False, ignore_if_exists=False)
-            )
-        )
-        changes.append(
-            lsp.TextDocumentEdit(
-                text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None),
-                edits=[
-                    lsp.TextEdit(
-                        range=lsp.Range(
-                            start=lsp.Position(line=0, character=0),
-                            end=lsp.Position(line=0, character=0),
-                        ),
-                        new_text=content,
-                    )
-                ],
-            )
-        )
-    return lsp.WorkspaceEdit(document_changes=changes), folder
+    edits = [FileEdit(relpath, "", content) for relpath, content in files.items()]
+    return workspace_edit(folder, edits), folder
 
 
 def code_actions(server: TinyForgeServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:

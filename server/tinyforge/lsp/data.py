@@ -101,7 +101,7 @@ def _data_not_ready(spec: ProjectSpec, project: Path) -> str | None:
 
 def data_code_actions(document: Any, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
     """On tinyforge.toml with a class the data lacks: take the data's labels."""
-    from tinyforge.lsp.repair import workspace_edit
+    from tinyforge.lsp.preview import workspace_edit
 
     path = doc_path(params.text_document.uri)
     if path is None or path.name != SPEC_FILENAME:
@@ -119,6 +119,6 @@ def data_code_actions(document: Any, params: lsp.CodeActionParams) -> list[lsp.C
             kind=lsp.CodeActionKind.QuickFix,
             diagnostics=diagnostics or None,
             is_preferred=True,
-            edit=workspace_edit(path.parent, fix),
+            edit=workspace_edit(path.parent, fix.edits, uris={path: document.uri}),
         )
     ]

@@ -24,8 +24,6 @@ from tinyforge.project import PLATFORMIO_INI, read_platformio_ini
 from tinyforge.spec import SPEC_FILENAME, TOO_DEEP, ProjectSpec
 
 SOURCE = "tinyforge"
-# Substrings that identify a TFLite Micro library in lib_deps.
-TFLM_LIBRARY_HINTS = ("tensorflowlite", "tflite", "tflm", "tensorflow")
 
 
 def _diag(
@@ -176,12 +174,10 @@ def ini_diagnostics(text: str, uri: str, default_board: str | None) -> list[lsp.
                     "board-mismatch",
                 )
             )
-        deps = env.options.get("lib_deps", "").lower()
-        # ESP32 boards get TFLM from their Arduino core: an empty lib_deps is right for them.
-        from tinyforge.generate.firmware import is_bundled
+        # The check `tinyforge repair` makes too (ESP32's core brings TFLM: none needed there).
+        from tinyforge.repair.edits import needs_tflm_library
 
-        bundled = is_bundled(board)
-        if spec_file.is_file() and not bundled and not any(h in deps for h in TFLM_LIBRARY_HINTS):
+        if spec_file.is_file() and needs_tflm_library(env.options.get("lib_deps", ""), board):
             dep_line = find_key_line(lines, "lib_deps", f"env:{env.name}")
             at = dep_line if dep_line is not None else line
             found.append(

@@ -20,8 +20,10 @@ from lsprotocol import types as lsp
 from pygls.uris import from_fs_path
 
 from tinyforge.lsp.documents import doc_path, find_key_line, line_range
+from tinyforge.lsp.preview import workspace_edit
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.progress import Progress
+from tinyforge.repair.fixes import FileEdit, split_lines
 from tinyforge.spec import SPEC_FILENAME
 
 SOURCE = "tinyforge"
@@ -109,18 +111,25 @@ def publish_result(server: TinyForgeServer, result: dict[str, Any]) -> None:
 # -- quick fixes ----------------------------------------------------------------------------------
 
 
-def _edit(uri: str, line: int, old: str, new: str) -> lsp.WorkspaceEdit:
-    rng = lsp.Range(
-        start=lsp.Position(line=line, character=0), end=lsp.Position(line=line, character=len(old))
-    )
-    return lsp.WorkspaceEdit(changes={uri: [lsp.TextEdit(range=rng, new_text=new)]})
-
-
-def _insert(uri: str, line: int, text: str) -> lsp.WorkspaceEdit:
-    at = lsp.Position(line=line, character=0)
-    return lsp.WorkspaceEdit(
-        changes={uri: [lsp.TextEdit(range=lsp.Range(start=at, end=at), new_text=text)]}
-    )
+def _line_edit(
+    server: TinyForgeServer,
+    path: Path,
+    replace: dict[int, str] | None = None,
+    insert: tuple[int, str] | None = None,
+) -> lsp.WorkspaceEdit:
+    """`path`'s text (the editor's buffer when open) with whole lines replaced (line breaks
+    kept) and/or `insert`'s text put before a line, as every fix reaches the editor."""
+    text = _text(server, path)
+    lines = split_lines(text)
+    for number, new in (replace or {}).items():
+        body = lines[number].rstrip("\r\n")
+        lines[number] = new + lines[number][len(body) :]
+    if insert is not None:
+        at, new = insert
+        if 0 < at == len(lines) and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += "\n"  # after a last line without a break: start a line of its own
+        lines.insert(at, new)
+    return workspace_edit(path.parent, [FileEdit(path.name, text, "".join(lines))])
 
 
 def _heap_action(
@@ -135,10 +144,10 @@ def _heap_action(
     where = "heap/PSRAM" if data.get("psram") else "heap"
     flags_line = find_key_line(lines, "build_flags", f"env:{env}")
     if flags_line is not None:
-        edit = _insert(_uri(ini), flags_line + 1, f"    {flag}\n")
+        edit = _line_edit(server, ini, insert=(flags_line + 1, f"    {flag}\n"))
     else:
         board_line = find_key_line(lines, "board", f"env:{env}") or 0
-        edit = _insert(_uri(ini), board_line + 1, f"build_flags = {flag}\n")
+        edit = _line_edit(server, ini, insert=(board_line + 1, f"build_flags = {flag}\n"))
     return lsp.CodeAction(
         title=f"Move the tensor arena to the {where} ({flag})",
         kind=lsp.CodeActionKind.QuickFix,
@@ -165,7 +174,7 @@ def _board_actions(
             number = find_key_line(lines, "board")
             if number is None:
                 continue
-            edit = _edit(_uri(spec), number, lines[number], f'board = "{board.id}"')
+            edit = _line_edit(server, spec, {number: f'board = "{board.id}"'})
             title = (
                 f"Retarget the project to {board.id} ({size // 1024} KB {what}) in "
                 "tinyforge.toml, then rebuild"
@@ -175,15 +184,11 @@ def _board_actions(
             number = find_key_line(lines, "board", f"env:{env}")
             if number is None:
                 continue
-            edit = _edit(_uri(ini), number, lines[number], f"board = {board.id}")
+            changed = {number: f"board = {board.id}"}
             platform_line = find_key_line(lines, "platform", f"env:{env}")
-            if platform_line is not None and edit.changes is not None:
-                platform_edit = lsp.TextEdit(
-                    range=line_range(platform_line, lines[platform_line]),
-                    new_text=f"platform = {board.platform}",
-                )
-                uri = _uri(ini)
-                edit = lsp.WorkspaceEdit(changes={uri: [*edit.changes[uri], platform_edit]})
+            if platform_line is not None:
+                changed[platform_line] = f"platform = {board.platform}"
+            edit = _line_edit(server, ini, changed)
             title = f"Pick a board with more {what}: {board.id} ({size // 1024} KB)"
         actions.append(
             lsp.CodeAction(
@@ -219,7 +224,7 @@ def _shrink_action(
         ),
         kind=lsp.CodeActionKind.QuickFix,
         diagnostics=[diag],
-        edit=_edit(_uri(spec), number, lines[number], f"{key} = {lowered}"),
+        edit=_line_edit(server, spec, {number: f"{key} = {lowered}"}),
     )
 
 

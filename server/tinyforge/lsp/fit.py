@@ -22,14 +22,9 @@ from lsprotocol.converters import get_converter
 
 from tinyforge.errors import TinyForgeError
 from tinyforge.lsp.documents import context_for, doc_path
-from tinyforge.lsp.preview import (
-    DocumentChange,
-    confirmed_edit,
-    current_text,
-    file_uri,
-    whole_file_changes,
-)
+from tinyforge.lsp.preview import Confirmation, current_text, workspace_edit
 from tinyforge.lsp.server import TinyForgeServer
+from tinyforge.repair.fixes import FileEdit
 
 FIT_TITLE = "Find the best model that fits"
 COMMAND = "tinyforge.fit"
@@ -120,22 +115,21 @@ def _options(args: list[Any]) -> tuple[Any, dict[str, Any]]:
     return FitOptions(**{k: v for k, v in values.items() if v is not None}), raw
 
 
-def workspace_edit(
+def chosen_model_edit(
     server: TinyForgeServer, project: Path, write_back: Any, label: str, reasons: str
 ) -> lsp.WorkspaceEdit:
     """train.py (the editor's buffer when it is open) and, when the input changes, the spec."""
-    changes: list[DocumentChange] = []
+    edits = []
     for name in ("train.py", "tinyforge.toml"):
-        path = project / name
-        current = current_text(server, path)
+        current = current_text(server, project / name)
         if name == "train.py":
             new = write_back.against(current).train_py
         elif write_back.spec_toml is not None:
             new = write_back.spec_toml
         else:
             continue
-        changes += whole_file_changes(file_uri(path), current, new, ANNOTATION)
-    return confirmed_edit(changes, ANNOTATION, label, reasons)
+        edits.append(FileEdit(name, current or "", new))
+    return workspace_edit(project, edits, confirm=Confirmation(ANNOTATION, label, reasons))
 
 
 def fit_work(server: TinyForgeServer, args: list[Any]) -> tuple[Any, dict[str, Any]]:
@@ -156,7 +150,7 @@ def fit_work(server: TinyForgeServer, args: list[Any]) -> tuple[Any, dict[str, A
         }
         if result.write_back is not None and result.chosen is not None:
             label = f"TinyForge fit: #{result.chosen['number']} {result.chosen['candidate']}"
-            edit = workspace_edit(server, project, result.write_back, label, result.reasons)
+            edit = chosen_model_edit(server, project, result.write_back, label, result.reasons)
             answer["edit"] = get_converter().unstructure(edit)
             answer["label"] = label
         return answer

@@ -7,7 +7,6 @@ figures in report.json replace the estimates for that project.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,19 @@ from lsprotocol import types as lsp
 
 from tinyforge.check import Verdict, check_budget, kb
 from tinyforge.lsp.documents import context_for, doc_path
+from tinyforge.lsp.preview import workspace_edit
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.memory.keras_layers import CannotInfer, LayerFigures, ModelEstimate, estimate
 from tinyforge.memory.keras_source import SourceLayer, SourceModel, find_models
 from tinyforge.project import ProjectContext
+from tinyforge.repair.edits import (
+    Shrunk,
+    replace_activations,
+    replacement_for,
+    shrink,
+    tflm_runs,
+)
+from tinyforge.repair.fixes import FileEdit, split_lines
 from tinyforge.report import BuildReport, current_report
 
 SOURCE = "tinyforge"
@@ -28,13 +36,6 @@ SOURCE = "tinyforge"
 # 30,000 took 44 s, on every request): past this, a model is not sized as you type. Models
 # that fit a microcontroller have far fewer (MobileNetV2's Keras definition: about 155).
 MAX_LAYERS = 500
-SHRINKABLE = {
-    "Conv1D": "filters",
-    "Conv2D": "filters",
-    "SeparableConv1D": "filters",
-    "SeparableConv2D": "filters",
-    "Dense": "units",
-}
 
 
 @dataclass
@@ -300,55 +301,25 @@ def hover_at(
     return None
 
 
-def _shrink_edits(
-    a: Analysis, ctx: ProjectContext, text: str
-) -> tuple[list[lsp.TextEdit], float] | None:
-    """Scale filters/units (not the output layer) until the same estimator says it fits."""
+def _shrink_fix(a: Analysis, ctx: ProjectContext, text: str) -> Shrunk | None:
+    """filters/units scaled (not the output layer's) until the same estimator says it fits the
+    project's budget: the shrink search `tinyforge repair` runs too (repair/edits.py)."""
     if ctx.board is None or ctx.budget is None:
         return None
-    model = a.model
-    candidates = [
-        (i, layer, SHRINKABLE[layer.class_name])
-        for i, layer in enumerate(model.layers[:-1])
-        if layer.class_name in SHRINKABLE and SHRINKABLE[layer.class_name] in layer.literal_ranges
-    ]
-    if not candidates:
-        return None
-    factor = 1.0
-    for _ in range(12):
-        factor *= 0.75
-        trial = SourceModel(
-            **{
-                **model.__dict__,
-                "layers": [
-                    SourceLayer(**{**layer.__dict__, "config": dict(layer.config)})
-                    for layer in model.layers
-                ],
-            }
-        )
-        for i, _layer, key in candidates:
-            original = model.layers[i].config[key]
-            trial.layers[i].config[key] = max(1, math.floor(original * factor))
-        try:
-            est = estimate(trial)
-        except CannotInfer:
-            return None
+
+    def fits(est: ModelEstimate) -> bool:
         verdict = _verdict(est, ctx)
-        if verdict is not None and verdict.fits:
-            edits = []
-            for i, layer, key in candidates:
-                line, col, end_line, end_col = layer.literal_ranges[key]
-                edits.append(
-                    lsp.TextEdit(
-                        range=lsp.Range(
-                            start=lsp.Position(line=line, character=col),
-                            end=lsp.Position(line=end_line, character=end_col),
-                        ),
-                        new_text=str(trial.layers[i].config[key]),
-                    )
-                )
-            return edits, factor
-    return None
+        return verdict is not None and verdict.fits
+
+    shrunk = shrink(text, a.model, fits)
+    return shrunk if shrunk is not None and shrunk.fits else None
+
+
+def _document_edit(document: Any, after: str) -> lsp.WorkspaceEdit:
+    """The document's text replaced by `after`, as every fix reaches the editor."""
+    path = doc_path(document.uri) or Path(document.uri)
+    edit = FileEdit(path.name, document.source, after)
+    return workspace_edit(path.parent, [edit], uris={path: document.uri})
 
 
 def model_code_actions(
@@ -368,18 +339,17 @@ def model_code_actions(
         )
         if not (start <= params.range.start.line <= end) and not over:
             continue
-        shrink = _shrink_edits(a, ctx, document.source)
-        if shrink is None:
+        shrunk = _shrink_fix(a, ctx, document.source)
+        if shrunk is None:
             continue
-        edits, factor = shrink
         board = ctx.board.id if ctx.board else "the board"
         actions.append(
             lsp.CodeAction(
-                title=f"Shrink model to fit {board} (filters/units × {factor:.2f})",
+                title=f"Shrink model to fit {board} (filters/units × {shrunk.factor:.2f})",
                 kind=lsp.CodeActionKind.QuickFix,
                 diagnostics=over or None,
                 is_preferred=True,
-                edit=lsp.WorkspaceEdit(changes={document.uri: edits}),
+                edit=_document_edit(document, shrunk.after),
             )
         )
     actions += _replace_activation_actions(document, ctx, params)
@@ -399,13 +369,11 @@ def register(server: TinyForgeServer) -> None:
 
 # -- fixes beyond shrinking --------------------------------------------------------------------
 
-# Activations TFLM lacks, and the supported one that keeps the model's behaviour closest.
-ACTIVATION_REPLACEMENTS = {"gelu": "relu", "selu": "elu", "softplus": "relu", "mish": "relu"}
-
 
 def _replace_activation_actions(
     document: Any, ctx: ProjectContext, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
+    """On a layer whose activation TFLM cannot run: the replacement `tinyforge repair` makes."""
     from tinyforge.memory.ops import tflm_supported_ops
 
     supported = tflm_supported_ops()
@@ -415,35 +383,17 @@ def _replace_activation_actions(
             if not (layer.line <= params.range.start.line <= layer.end_line):
                 continue
             act = layer.config.get("activation")
-            where = layer.literal_ranges.get("activation")
-            if not isinstance(act, str) or where is None:
+            if not isinstance(act, str) or "activation" not in layer.literal_ranges:
                 continue
-            from tinyforge.memory.keras_estimate import FUSED_ACTIVATIONS
-            from tinyforge.memory.keras_layers import ACTIVATION_OPS
-
-            op = ACTIVATION_OPS.get(act, f"ACTIVATION:{act}")
-            if op in supported or act in FUSED_ACTIVATIONS:
-                continue  # relu/relu6 fuse into their layer: nothing to replace
-            replacement = ACTIVATION_REPLACEMENTS.get(act, "relu")
-            line, col, end_line, end_col = where
-            quote = document.lines[line][col] if line < len(document.lines) else '"'
+            if tflm_runs(act, supported):
+                continue
+            after, _ = replace_activations(document.source, [layer], supported)
             actions.append(
                 lsp.CodeAction(
-                    title=f'Replace activation "{act}" with "{replacement}" (TFLite Micro runs it)',
+                    title=f'Replace activation "{act}" with "{replacement_for(act, supported)}" '
+                    "(TFLite Micro runs it)",
                     kind=lsp.CodeActionKind.QuickFix,
-                    edit=lsp.WorkspaceEdit(
-                        changes={
-                            document.uri: [
-                                lsp.TextEdit(
-                                    range=lsp.Range(
-                                        start=lsp.Position(line=line, character=col),
-                                        end=lsp.Position(line=end_line, character=end_col),
-                                    ),
-                                    new_text=f"{quote}{replacement}{quote}",
-                                )
-                            ]
-                        }
-                    ),
+                    edit=_document_edit(document, after),
                 )
             )
     return actions
@@ -459,7 +409,7 @@ TRAINING_ARRAY = re.compile(
 def _int8_action(document: Any) -> lsp.CodeAction | None:
     """Where a script converts to float TFLite, offer full-int8 post-training quantization."""
     text = document.source
-    lines = document.lines
+    lines = split_lines(text)
     for number, line in enumerate(lines):
         match = FLOAT_CONVERTER.match(line)
         if not match:
@@ -490,21 +440,12 @@ def _int8_action(document: Any) -> lsp.CodeAction | None:
             depth += lines[end].count("(") - lines[end].count(")")
             end += 1
         new_text = "".join(f"{indent}{b}\n" if b else "\n" for b in body)
+        if end == len(lines) and not lines[-1].endswith(("\n", "\r")):
+            new_text = "\n" + new_text  # the call ends the file: start a line of its own
+        after = "".join(lines[:end]) + new_text + "".join(lines[end:])
         return lsp.CodeAction(
             title="Use int8 quantization",
             kind=lsp.CodeActionKind.QuickFix,
-            edit=lsp.WorkspaceEdit(
-                changes={
-                    document.uri: [
-                        lsp.TextEdit(
-                            range=lsp.Range(
-                                start=lsp.Position(line=end, character=0),
-                                end=lsp.Position(line=end, character=0),
-                            ),
-                            new_text=new_text,
-                        )
-                    ]
-                }
-            ),
+            edit=_document_edit(document, after),
         )
     return None

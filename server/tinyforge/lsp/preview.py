@@ -1,14 +1,20 @@
-"""Edits the user sees before they apply: whole-file WorkspaceEdits whose change annotation
-needs confirmation, so VS Code shows its refactor preview (a diff per file) and applies the edit
-only when the user accepts it. Shared by the fit command (the chosen model) and the new-project
-command (Claude's model design): the server proposes, the editor applies, the server itself
-writes nothing.
+"""How a change reaches the editor: the server proposes WorkspaceEdits, the editor applies them
+(its undo and preview work as for any refactoring), the server itself writes nothing.
+
+Every fix, quick fix, new project and model proposal is a list of the fix engine's FileEdits
+(a file's text before and after, repair/fixes.py) turned into a WorkspaceEdit by
+`workspace_edit`. An edit whose change annotation needs confirmation makes VS Code show its
+refactor preview (a diff per file) first: the fit command (the chosen model) and the
+new-project command (Claude's model design) ask the editor to apply theirs that way.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from lsprotocol import types as lsp
@@ -16,11 +22,21 @@ from lsprotocol.converters import get_converter
 from pygls.uris import from_fs_path
 
 from tinyforge.lsp.server import TinyForgeServer
+from tinyforge.repair.fixes import FileEdit, end_of
 
 # The editor's answer to the preview may wait on the user: long, but not forever.
 APPLY_TIMEOUT = 600.0
 
 DocumentChange = lsp.TextDocumentEdit | lsp.CreateFile | lsp.RenameFile | lsp.DeleteFile
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The change annotation of an edit the user confirms in the editor's preview."""
+
+    id: str
+    label: str
+    description: str
 
 
 def file_uri(path: Path) -> str:
@@ -36,43 +52,72 @@ def current_text(server: TinyForgeServer, path: Path) -> str | None:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
-def whole_file_changes(
-    uri: str, old: str | None, new: str, annotation: str
-) -> list[DocumentChange]:
-    """Replace the whole text of `uri` (created first when `old` is None) under `annotation`."""
-    changes: list[DocumentChange] = []
-    if old is None:
-        changes.append(
-            lsp.CreateFile(uri=uri, options=lsp.CreateFileOptions(ignore_if_exists=True))
-        )
-    lines = (old or "").split("\n")
-    end = lsp.Position(line=len(lines) - 1, character=len(lines[-1]))
-    changes.append(
-        lsp.TextDocumentEdit(
-            text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None),
-            edits=[
-                lsp.AnnotatedTextEdit(
-                    range=lsp.Range(start=lsp.Position(line=0, character=0), end=end),
-                    new_text=new,
-                    annotation_id=annotation,
-                )
-            ],
-        )
-    )
-    return changes
-
-
-def confirmed_edit(
-    changes: list[DocumentChange], annotation: str, label: str, description: str
+def workspace_edit(
+    root: Path,
+    edits: Iterable[FileEdit],
+    *,
+    confirm: Confirmation | None = None,
+    uris: Mapping[Path, str] = MappingProxyType({}),
 ) -> lsp.WorkspaceEdit:
-    """`changes` under one annotation the user must confirm (the editor's preview)."""
-    return lsp.WorkspaceEdit(
-        document_changes=changes,
-        change_annotations={
-            annotation: lsp.ChangeAnnotation(
-                label=label, needs_confirmation=True, description=description
+    """The WorkspaceEdit of `edits` (paths relative to `root`; `uris`: the editor's own URIs of
+    the documents it has open, which are never created).
+
+    A file not there yet is created first, never over one that appeared since. Under `confirm`
+    each file's text is replaced whole (the preview shows the diff); otherwise only its changed
+    lines are. Without files to create or a confirmation the edit also comes as plain
+    `changes`, which every client applies; those with `documentChanges` prefer them.
+    """
+    document_changes: list[DocumentChange] = []
+    changes: dict[str, list[lsp.TextEdit]] = {}
+    for edit in edits:
+        path = root / edit.path
+        uri = uris.get(path) or file_uri(path)
+        if not path.exists() and path not in uris:
+            options = lsp.CreateFileOptions(overwrite=False, ignore_if_exists=False)
+            document_changes.append(lsp.CreateFile(uri=uri, options=options))
+        text_edits: list[lsp.TextEdit | lsp.AnnotatedTextEdit | lsp.SnippetTextEdit]
+        if confirm is None:
+            changes[uri] = _changed_lines(edit)
+            text_edits = list(changes[uri])
+        else:
+            text_edits = [_whole_file(edit, confirm.id)]
+        document_changes.append(
+            lsp.TextDocumentEdit(
+                text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None),
+                edits=text_edits,
             )
-        },
+        )
+    plain = confirm is None and all(isinstance(c, lsp.TextDocumentEdit) for c in document_changes)
+    annotations = None
+    if confirm is not None:
+        annotation = lsp.ChangeAnnotation(
+            label=confirm.label, needs_confirmation=True, description=confirm.description
+        )
+        annotations = {confirm.id: annotation}
+    return lsp.WorkspaceEdit(
+        changes=changes if plain else None,
+        document_changes=document_changes,
+        change_annotations=annotations,
+    )
+
+
+def _changed_lines(edit: FileEdit) -> list[lsp.TextEdit]:
+    return [
+        lsp.TextEdit(range=_range(start, end), new_text=text)
+        for start, end, text in edit.line_edits()
+    ]
+
+
+def _whole_file(edit: FileEdit, annotation: str) -> lsp.AnnotatedTextEdit:
+    return lsp.AnnotatedTextEdit(
+        range=_range((0, 0), end_of(edit.before)), new_text=edit.after, annotation_id=annotation
+    )
+
+
+def _range(start: tuple[int, int], end: tuple[int, int]) -> lsp.Range:
+    return lsp.Range(
+        start=lsp.Position(line=start[0], character=start[1]),
+        end=lsp.Position(line=end[0], character=end[1]),
     )
 
 
@@ -112,8 +157,12 @@ async def offer_edit(
 
 # -- Claude's model design for a new project --------------------------------------------------
 
-PROPOSAL_ANNOTATION = "tinyforge-claude-model"
 PROPOSAL_LABEL = "Claude's model design for train.py"
+PROPOSAL = Confirmation(
+    "tinyforge-claude-model",
+    PROPOSAL_LABEL,
+    "Checked against the budget and TFLite Micro's ops; nothing of it has run.",
+)
 
 
 async def offer_proposal(
@@ -128,15 +177,9 @@ async def offer_proposal(
     pending = pipeline.pending_proposal(project)
     if pending is None:
         return answer
-    script = project / TRAIN_SCRIPT
-    changes = whole_file_changes(
-        file_uri(script), current_text(server, script), pending.proposed, PROPOSAL_ANNOTATION
-    )
-    edit = confirmed_edit(
-        changes,
-        PROPOSAL_ANNOTATION,
-        PROPOSAL_LABEL,
-        "Checked against the budget and TFLite Micro's ops; nothing of it has run.",
+    current = current_text(server, project / TRAIN_SCRIPT) or ""
+    edit = workspace_edit(
+        project, [FileEdit(TRAIN_SCRIPT, current, pending.proposed)], confirm=PROPOSAL
     )
     answer.update(edit=get_converter().unstructure(edit), label=PROPOSAL_LABEL, diff=pending.diff())
     answer = await offer_edit(server, answer, {})

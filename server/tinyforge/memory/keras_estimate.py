@@ -34,6 +34,10 @@ from tinyforge.memory.tflite_model import OpInfo, TensorInfo, TfliteModel
 
 FUSABLE = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL"}
 FUSED_ACTIVATIONS = {"relu", "relu6"}
+# Keras activation → the TFLite op the converter emits for it (when not fused), for the
+# estimator, the editor and repair alike. swish/silu become LOGISTIC then MUL (_activation
+# builds both); activations missing here have no TFLite builtin (selu, softplus: the editor's
+# old table named SELU and SOFTPLUS, ops TFLite's schema does not have).
 ACTIVATION_OPS = {
     "softmax": "SOFTMAX",
     "sigmoid": "LOGISTIC",
@@ -46,6 +50,8 @@ ACTIVATION_OPS = {
     "exponential": "EXP",
     "relu": "RELU",
     "relu6": "RELU6",
+    "swish": "LOGISTIC",
+    "silu": "LOGISTIC",
 }
 IDENTITY = {
     "InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",

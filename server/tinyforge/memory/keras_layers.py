@@ -13,23 +13,6 @@ from dataclasses import dataclass, field
 from tinyforge.memory.keras_estimate import KerasEstimateError, estimate_from_description
 from tinyforge.memory.keras_source import SourceModel
 
-# Keras activation names → the TFLite op the converter emits for them (when not fused).
-ACTIVATION_OPS = {
-    "softmax": "SOFTMAX",
-    "sigmoid": "LOGISTIC",
-    "tanh": "TANH",
-    "gelu": "GELU",
-    "elu": "ELU",
-    "selu": "SELU",
-    "swish": "LOGISTIC",
-    "silu": "LOGISTIC",
-    "hard_swish": "HARD_SWISH",
-    "leaky_relu": "LEAKY_RELU",
-    "softplus": "SOFTPLUS",
-    "log_softmax": "LOG_SOFTMAX",
-    "exponential": "EXP",
-}
-
 # The estimator's error, under the name the editor and the proposal checker use.
 CannotInfer = KerasEstimateError
 

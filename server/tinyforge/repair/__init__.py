@@ -67,7 +67,6 @@ def diagnose(project_dir: Path, log_text: str | None = None) -> list[Failure]:
         REPORT,
         load_firmware_failure,
     )
-    from tinyforge.repair.rules import TFLM_LIBRARY_HINTS
     from tinyforge.report import read_report
 
     project_dir = Path(project_dir)
@@ -88,18 +87,7 @@ def diagnose(project_dir: Path, log_text: str | None = None) -> list[Failure]:
             failures.append(max(found, key=lambda item: item[0])[1])
     ini = project_dir / INI
     if ini.is_file():
-        from tinyforge.errors import TinyForgeError
-        from tinyforge.project import read_platformio_ini
-
-        try:
-            envs = read_platformio_ini(ini).envs
-        except TinyForgeError:
-            envs = []
-        bare = [
-            env.name
-            for env in envs
-            if not any(h in env.options.get("lib_deps", "").lower() for h in TFLM_LIBRARY_HINTS)
-        ]
+        bare = _envs_without_tflm(ini)
         if bare:
             failures.append(
                 Failure(
@@ -110,6 +98,30 @@ def diagnose(project_dir: Path, log_text: str | None = None) -> list[Failure]:
                 )
             )
     return failures
+
+
+def _envs_without_tflm(ini: Path) -> list[str]:
+    """The environments whose firmware lacks TFLM (the editor's platformio.ini check)."""
+    import contextlib
+
+    from tinyforge.boards import get_board
+    from tinyforge.errors import TinyForgeError
+    from tinyforge.project import read_platformio_ini
+    from tinyforge.repair.edits import needs_tflm_library
+
+    try:
+        envs = read_platformio_ini(ini).envs
+    except TinyForgeError:
+        return []
+    bare = []
+    for env in envs:
+        board = None
+        if env.board:
+            with contextlib.suppress(TinyForgeError):
+                board = get_board(env.board)
+        if needs_tflm_library(env.options.get("lib_deps", ""), board):
+            bare.append(env.name)
+    return bare
 
 
 def _mtime(path: Path) -> float:

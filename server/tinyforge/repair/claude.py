@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from tinyforge.boards import get_board
 from tinyforge.errors import StageError, TinyForgeError
 from tinyforge.llm import MAX_RETRIES, ClaudeReplyError, ClaudeSession, ClaudeUnavailable
+from tinyforge.repair.edits import needs_tflm_library
 from tinyforge.repair.failure import Failure
 from tinyforge.repair.fixes import FileEdit, Fix
-from tinyforge.repair.rules import EDITABLE, INI, TFLM_LIBRARY_HINTS, TRAIN, Project
+from tinyforge.repair.rules import EDITABLE, INI, TRAIN, Project
 from tinyforge.spec import SPEC_FILENAME, ProjectSpec
 
 if TYPE_CHECKING:
@@ -177,10 +178,10 @@ class ClaudeRepairer:
         if INI in proposed:
             try:
                 ini = read_platformio_ini(project.root / INI, proposed[INI])
-                if not any(
-                    h in env.options.get("lib_deps", "").lower()
+                # The same check as the editor's and diagnose's: bundled boards need none.
+                if any(
+                    needs_tflm_library(env.options.get("lib_deps", ""), project.board)
                     for env in ini.envs
-                    for h in TFLM_LIBRARY_HINTS
                 ):
                     problems.append(f"{INI}: lib_deps must keep a TensorFlow Lite Micro library")
             except TinyForgeError as exc:

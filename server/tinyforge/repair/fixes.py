@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tinyforge.errors import TinyForgeError
+
+# LSP's line breaks (\r\n, \r, \n): str.splitlines also breaks on \f, \v and more, which would
+# shift every position after one.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+Position = tuple[int, int]  # 0-based line, and character in UTF-16 code units (LSP's default)
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of `text` with their line breaks, as an editor counts them."""
+    return _LINE.findall(text)
 
 
 @dataclass
@@ -26,21 +38,53 @@ class FileEdit:
         # A last line without a newline would run into the next hunk header.
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
-    def line_edits(self) -> list[tuple[tuple[int, int], tuple[int, int], str]]:
-        """Minimal (start, end, new text) replacements, 0-based (line, character) positions:
-        what an editor's TextEdits need (only the changed lines, so the undo is small)."""
-        old = self.before.splitlines(keepends=True)
-        new = self.after.splitlines(keepends=True)
+    def line_edits(self) -> list[tuple[Position, Position, str]]:
+        """Minimal (start, end, new text) replacements: what an editor's TextEdits need (only
+        the changed lines, so the undo is small). A line changed in place is replaced without
+        its line break, so the edit stays on that line."""
+        old, new = split_lines(self.before), split_lines(self.after)
         edits = []
         matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-            if tag == "equal":
-                continue
-            edits.append((_position(old, i1), _position(old, i2), "".join(new[j1:j2])))
+            if tag == "replace" and i2 - i1 == j2 - j1:
+                edits += _in_place(old, new, i1, j1, i2 - i1)
+            elif tag != "equal":
+                edits.append((_position(old, i1), _position(old, i2), "".join(new[j1:j2])))
         return edits
 
 
-def _position(lines: list[str], index: int) -> tuple[int, int]:
+def _in_place(
+    old: list[str], new: list[str], i: int, j: int, count: int
+) -> list[tuple[Position, Position, str]]:
+    edits = []
+    for k in range(count):
+        before, after = old[i + k], new[j + k]
+        body, end = _body(before)
+        new_body, new_end = _body(after)
+        if end != new_end:  # the line break itself changed
+            edits.append(((i + k, 0), _position(old, i + k + 1), after))
+        elif body != new_body:
+            edits.append(((i + k, 0), (i + k, _utf16(body)), new_body))
+    return edits
+
+
+def _body(line: str) -> tuple[str, str]:
+    """A line's text and its line break."""
+    text = line.rstrip("\r\n")
+    return text, line[len(text) :]
+
+
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def end_of(text: str) -> Position:
+    """Where `text` ends, as an editor counts lines and characters."""
+    lines = split_lines(text)
+    return _position(lines, len(lines))
+
+
+def _position(lines: list[str], index: int) -> Position:
     """Where line `index` starts; past the last line, the end of the text."""
     if index < len(lines):
         return index, 0
@@ -49,7 +93,7 @@ def _position(lines: list[str], index: int) -> tuple[int, int]:
     last = lines[-1]
     if last.endswith(("\n", "\r")):
         return len(lines), 0
-    return len(lines) - 1, len(last)
+    return len(lines) - 1, _utf16(last)
 
 
 @dataclass

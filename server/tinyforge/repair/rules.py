@@ -22,16 +22,22 @@ cause but no edit can cure it (e.g. the runtime alone is over the budget).
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tinyforge.boards import Board, get_board
 from tinyforge.check import kb
 from tinyforge.errors import TinyForgeError
+from tinyforge.repair.edits import (
+    Shrunk,
+    activation_op,
+    needs_tflm_library,
+    replace_activations,
+    shrink,
+)
 from tinyforge.repair.failure import Failure
 from tinyforge.repair.fixes import FileEdit, Fix
 from tinyforge.report import BuildReport, read_report
@@ -41,24 +47,8 @@ TRAIN = "train.py"
 INI = "platformio.ini"
 EDITABLE = (TRAIN, SPEC_FILENAME, INI)
 
-# Activations TFLM lacks → the closest one it runs (checked against TFLM's own list again).
-ACTIVATION_REPLACEMENTS = {
-    "gelu": "relu",
-    "selu": "elu",
-    "softplus": "relu",
-    "mish": "relu",
-    "softsign": "tanh",
-    "hard_sigmoid": "sigmoid",
-}
-# Substrings that identify a TFLite Micro library in lib_deps (as the editor's check does).
-TFLM_LIBRARY_HINTS = ("tensorflowlite", "tflite", "tflm", "tensorflow")
-SHRINKABLE = {
-    "Conv1D": "filters",
-    "Conv2D": "filters",
-    "SeparableConv1D": "filters",
-    "SeparableConv2D": "filters",
-    "Dense": "units",
-}
+# The tables (activations, shrinkable layers, TFLM libraries) are repair/edits.py's, shared
+# with the editor's quick fixes.
 # Aim a little below the room left, so that the retrained model (whose size the estimate only
 # approximates) still fits.
 MARGIN = 0.95
@@ -119,7 +109,6 @@ Rule = Callable[[Failure, Project], Fix | None]
 
 
 def unsupported_op(failure: Failure, project: Project) -> Fix | None:
-    from tinyforge.memory.keras_layers import ACTIVATION_OPS
     from tinyforge.memory.ops import tflm_supported_ops
 
     text = failure.text()
@@ -129,30 +118,14 @@ def unsupported_op(failure: Failure, project: Project) -> Fix | None:
     source = project.files.get(TRAIN)
     if source is None or project.spec is None:
         return None
-    supported = tflm_supported_ops()
-    layers = _activation_layers(source, project.spec)
-    replacements: list[tuple[int, int, str, str, str]] = []  # start, end, old, new, layer
-    for layer, act in layers:
-        op = ACTIVATION_OPS.get(act, f"ACTIVATION:{act}")
-        if op not in missing:
-            continue
-        new = ACTIVATION_REPLACEMENTS.get(act, "relu")
-        if ACTIVATION_OPS.get(new, "RELU") not in supported and new != "relu":
-            new = "relu"  # relu fuses into the layer before it: TFLM always runs it
-        span = _span_offsets(source, layer.line, layer.col, layer.end_line, layer.end_col)
-        for m in re.finditer(rf"\b{re.escape(act)}\b", source[span[0] : span[1]]):
-            start = span[0] + m.start()
-            replacements.append((start, start + len(act), act, new, layer.class_name))
-    if not replacements:
+    layers = [
+        layer
+        for layer, act in _activation_layers(source, project.spec)
+        if activation_op(act) in missing
+    ]
+    after, changes = replace_activations(source, layers, tflm_supported_ops())
+    if after == source:
         return None
-    # One edit per position: a layer can be listed by more than one model definition.
-    unique = {r[0]: r for r in replacements}
-    after = source
-    for start, end, _old, new, _layer in sorted(unique.values(), reverse=True):
-        after = after[:start] + new + after[end:]
-    changes = sorted(
-        {f'{layer} activation "{old}" → "{new}"' for *_, old, new, layer in replacements}
-    )
     ops = ", ".join(sorted(missing))
     return Fix(
         rule="unsupported-op",
@@ -181,13 +154,6 @@ def _activation_layers(source: str, spec: ProjectSpec) -> list[tuple[Any, str]]:
             if isinstance(act, str):
                 found.append((layer, act))
     return found
-
-
-def _span_offsets(source: str, line: int, col: int, end_line: int, end_col: int) -> tuple[int, int]:
-    starts = [0]
-    for text_line in source.splitlines(keepends=True):
-        starts.append(starts[-1] + len(text_line))
-    return starts[line] + col, starts[end_line] + end_col
 
 
 # -- float → int8 -----------------------------------------------------------------------------
@@ -265,8 +231,8 @@ def shrink_model(failure: Failure, project: Project) -> Fix | None:
             ),
         )
     from tinyforge.check.proposal import spec_hints
-    from tinyforge.memory.keras_layers import CannotInfer, estimate
-    from tinyforge.memory.keras_source import SourceModel, find_models
+    from tinyforge.memory.keras_layers import CannotInfer, ModelEstimate, estimate
+    from tinyforge.memory.keras_source import find_models
 
     try:
         models = find_models(source, spec_hints(spec))
@@ -284,46 +250,20 @@ def shrink_model(failure: Failure, project: Project) -> Fix | None:
     # overhead, which does not shrink with the layers).
     arena_offset = report.arena_bytes_target - base.arena_bytes_target
     model_offset = report.model_bytes - base.model_bytes_estimate
-    candidates = [
-        (i, SHRINKABLE[layer.class_name])
-        for i, layer in enumerate(model.layers[:-1])
-        if layer.class_name in SHRINKABLE
-        and SHRINKABLE[layer.class_name] in layer.literal_ranges
-        and isinstance(layer.config.get(SHRINKABLE[layer.class_name]), int)
-    ]
-    if not candidates:
-        return None
-    factor = 1.0
-    while factor > 0.05:
-        factor *= 0.85
-        trial = SourceModel(
-            **{
-                **model.__dict__,
-                "layers": [replace(layer, config=dict(layer.config)) for layer in model.layers],
-            }
-        )
-        for i, key in candidates:
-            trial.layers[i].config[key] = max(1, math.floor(model.layers[i].config[key] * factor))
-        try:
-            est = estimate(trial)
-        except CannotInfer:
-            return None
+
+    def fits(est: ModelEstimate) -> bool:
         arena = est.arena_bytes_target + arena_offset
         weights = est.model_bytes_estimate + model_offset
         arena_ok = arena <= arena_room * (MARGIN if over_ram else 1.0)
-        if arena_ok and weights <= model_room * (MARGIN if over_flash else 1.0):
-            return _shrink_fix(
-                source,
-                model.layers,
-                trial.layers,
-                candidates,
-                factor,
-                why,
-                arena,
-                weights,
-                arena_room,
-                model_room,
-            )
+        return arena_ok and weights <= model_room * (MARGIN if over_flash else 1.0)
+
+    shrunk = shrink(source, model, fits)
+    if shrunk is None:
+        return None
+    if shrunk.fits:
+        arena = shrunk.estimate.arena_bytes_target + arena_offset
+        weights = shrunk.estimate.model_bytes_estimate + model_offset
+        return _shrink_fix(source, shrunk, why, arena, weights, arena_room, model_room)
     return Fix(
         rule="shrink-model",
         title="Shrinking the layers is not enough to fit",
@@ -370,39 +310,23 @@ def _rooms(
 
 def _shrink_fix(
     source: str,
-    old_layers: list[Any],
-    new_layers: list[Any],
-    candidates: list[tuple[int, str]],
-    factor: float,
+    shrunk: Shrunk,
     why: str,
     arena: float,
     weights: float,
     arena_room: int,
     model_room: int,
 ) -> Fix:
-    starts = [0]
-    for text_line in source.splitlines(keepends=True):
-        starts.append(starts[-1] + len(text_line))
-    spans = []
-    changes = []
-    for i, key in candidates:
-        line, col, end_line, end_col = old_layers[i].literal_ranges[key]
-        old, new = old_layers[i].config[key], new_layers[i].config[key]
-        spans.append((starts[line] + col, starts[end_line] + end_col, str(new)))
-        changes.append(f"{old_layers[i].class_name} {key} {old}→{new}")
-    after = source
-    for start, end, text in sorted(spans, reverse=True):
-        after = after[:start] + text + after[end:]
     return Fix(
         rule="shrink-model",
-        title=f"Shrink the model to fit (filters/units × {factor:.2f})",
+        title=f"Shrink the model to fit (filters/units × {shrunk.factor:.2f})",
         explanation=(
-            f"{why}. In {TRAIN}: {', '.join(changes)}. Estimated after the change (static "
+            f"{why}. In {TRAIN}: {', '.join(shrunk.changes)}. Estimated after the change (static "
             f"estimate offset to this build's measurement): arena ≈ {kb(int(arena))} of "
             f"{kb(arena_room)} left for it, model ≈ {kb(int(weights))} of {kb(model_room)}. "
             "Retrain with `tinyforge build` to measure it."
         ),
-        edits=[FileEdit(TRAIN, source, after)],
+        edits=[FileEdit(TRAIN, source, shrunk.after)],
     )
 
 
@@ -426,13 +350,11 @@ def missing_tflm_library(failure: Failure, project: Project) -> Fix | None:
     after = ini
     added = []
     for env in parsed.envs:
-        if any(h in env.options.get("lib_deps", "").lower() for h in TFLM_LIBRARY_HINTS):
-            continue
         env_board = board
         if env.board:
             with contextlib.suppress(TinyForgeError):
                 env_board = get_board(env.board)
-        if env_board is None:
+        if env_board is None or not needs_tflm_library(env.options.get("lib_deps", ""), env_board):
             continue
         after = _add_lib_dep(after, env.name, env_board.tflm_library)
         added.append(f"[env:{env.name}] lib_deps += {env_board.tflm_library}")
