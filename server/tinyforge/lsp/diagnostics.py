@@ -179,7 +179,7 @@ def ini_diagnostics(text: str, uri: str, default_board: str | None) -> list[lsp.
 
         if spec_file.is_file() and needs_tflm_library(env.options.get("lib_deps", ""), board):
             dep_line = find_key_line(lines, "lib_deps", f"env:{env.name}")
-            at = dep_line if dep_line is not None else line
+            at = dep_line if dep_line is not None else board_line
             found.append(
                 _diag(
                     line_range(at, lines[at]),
