@@ -577,12 +577,12 @@ def _emit(g: _Graph, layer: _Layer, ins: list[int], index: int) -> int:
         g.op("CONCATENATION", ins, [out])
         return out
     if name in ("ZeroPadding2D", "ZeroPadding1D"):
-        dims = 2 if name.endswith("2D") else 1
+        pad_dims = 2 if name.endswith("2D") else 1
         pad = c.get("padding", 1)
         if isinstance(pad, list | tuple) and pad and isinstance(pad[0], list | tuple):
             pads = [sum(_ints(p, "padding", index, 2)) for p in pad]
         else:
-            pads = [2 * p for p in _ints(pad, "padding", index, dims)]
+            pads = [2 * p for p in _ints(pad, "padding", index, pad_dims)]
         out = g.tensor((1, *(s + p for s, p in zip(shape[1:-1], pads, strict=True)), shape[-1]))
         g.op("PAD", [t, g.const_int((len(shape), 2))], [out])
         return out
@@ -598,7 +598,7 @@ def _emit(g: _Graph, layer: _Layer, ins: list[int], index: int) -> int:
     if name in ("UpSampling2D", "Resizing"):
         if name == "UpSampling2D":
             size = _ints(c.get("size", 2), "size", index, 2)
-            out_hw = (shape[1] * size[0], shape[2] * size[1])
+            out_hw: tuple[int, ...] = (shape[1] * size[0], shape[2] * size[1])
             interpolation = _text(c.get("interpolation"), "interpolation", index, "nearest")
         else:
             out_hw = (_int(c.get("height"), "height", index), _int(c.get("width"), "width", index))
@@ -608,8 +608,8 @@ def _emit(g: _Graph, layer: _Layer, ins: list[int], index: int) -> int:
         g.op(op, [t, g.const_int((2,))], [out])
         return out
     if name == "Permute":
-        dims = _ints(c.get("dims"), "dims", index, len(shape) - 1)
-        out = g.tensor((1, *(shape[d] for d in dims)))
+        order = _ints(c.get("dims"), "dims", index, len(shape) - 1)
+        out = g.tensor((1, *(shape[d] for d in order)))
         g.op("TRANSPOSE", [t, g.const_int((len(shape),))], [out])
         return out
     if name == "Rescaling":

@@ -61,7 +61,9 @@ def estimate(model: SourceModel) -> ModelEstimate:
     est = estimate_from_description(description)
     tflite = est.model
     by_op = {info.index: info for info in est.static.layers}
-    figures = []
+    figures: list[LayerFigures] = []
+    # estimate_from_description took the input shape as constant: an Unknown one raised there.
+    input_shape = tuple(model.input_shape) if isinstance(model.input_shape, tuple) else ()
     for index, (layer, op_indexes) in enumerate(zip(model.layers, est.layer_ops, strict=True)):
         infos = [by_op[i] for i in op_indexes if i in by_op]
         names = [tflite.ops[i].op for i in op_indexes]
@@ -80,7 +82,7 @@ def estimate(model: SourceModel) -> ModelEstimate:
         shape = (
             tuple(last.output_shape[1:])
             if last
-            else (figures[inbound].out_shape if inbound >= 0 else tuple(model.input_shape or ()))
+            else (figures[inbound].out_shape if inbound >= 0 else input_shape)
         )
         figures.append(
             LayerFigures(
