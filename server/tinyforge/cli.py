@@ -7,8 +7,9 @@ import json
 import re
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,8 +18,17 @@ from rich.table import Column, Table
 
 from tinyforge.errors import StageError, TinyForgeError
 
+if TYPE_CHECKING:  # `tinyforge --help` imports no pydantic models
+    from tinyforge.device.report import DeviceReport
+    from tinyforge.health import Finding
+    from tinyforge.report import BuildReport, InspectReport, MemoryFigures
+
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+T = TypeVar("T")
+# What `add_subparsers` returns: each subcommand's parser is added by a function of its own.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class TerminalProgress:
@@ -57,6 +67,41 @@ class TerminalProgress:
             )
 
 
+def with_progress(
+    work: Callable[[TerminalProgress, threading.Event], T],
+    *,
+    verbose: bool = False,
+    to_stderr: bool = False,
+) -> T:
+    """`work(progress, cancel)` under the stage-by-stage bar. Ctrl+C sets `cancel` first, so the
+    stage's child processes are killed (jobs.py), then reaches main's "cancelled".
+
+    `to_stderr`: with --json, stdout holds the JSON alone and the bar goes to stderr."""
+    cancel = threading.Event()
+    bar_console = err_console if to_stderr else console
+    with Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
+        progress = TerminalProgress(bar, verbose)
+        try:
+            result = work(progress, cancel)
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        progress.finish()
+    return result
+
+
+def _progress_columns() -> tuple[Any, ...]:
+    return (
+        SpinnerColumn(),
+        TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=16)),
+        BarColumn(bar_width=24),
+        TimeElapsedColumn(),
+        TextColumn(
+            "[dim]{task.fields[status]}", table_column=Column(no_wrap=True, overflow="ellipsis")
+        ),
+    )
+
+
 def _kb(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:,.1f} KB"
 
@@ -68,67 +113,97 @@ def _pct(x: float | None) -> str:
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
-def print_health(findings: list[dict[str, Any]]) -> None:
+def print_health(findings: Sequence[Finding]) -> None:
     """Health findings (tinyforge.health), errors first: what is wrong, then what to do."""
     from rich.markup import escape as plain  # messages hold brackets like [training]
 
     for finding in findings:
-        severity = finding.get("severity", "info")
-        style = _SEVERITY_STYLE.get(severity, "dim")
+        style = _SEVERITY_STYLE.get(finding.severity, "dim")
         console.print(
-            f"[{style}]{severity}:[/] {plain(finding.get('message', ''))} "
-            f"[dim]({plain(finding.get('code', ''))})[/]"
+            f"[{style}]{finding.severity}:[/] {plain(finding.message)} "
+            f"[dim]({plain(finding.code)})[/]"
         )
-        if finding.get("fix"):
-            console.print(f"  [dim]fix:[/] {plain(finding['fix'])}")
+        if finding.fix:
+            console.print(f"  [dim]fix:[/] {plain(finding.fix)}")
 
 
-def print_report(report: dict[str, Any]) -> None:
-    table = Table(
-        title=f"TinyForge report — {report['project']} on {report['board']}", show_header=False
+def _limits(figures: MemoryFigures) -> tuple[int | None, int | None]:
+    """The budget's RAM and flash limits (None: the report has no budget)."""
+    budget = figures.budget
+    return (budget.ram_bytes, budget.flash_bytes) if budget else (None, None)
+
+
+def fits_sentence(board: str | None, figures: MemoryFigures, how: str | None = None) -> str:
+    """The line a build, verify, convert and inspect end with when the model fits (markup):
+    "Fits BOARD (how): RAM x / limit, flash y / limit."; `how` says how the figures were got."""
+    ram_limit, flash_limit = _limits(figures)
+    where = f" ({how})" if how else ""
+    return (
+        f"[bold green]Fits[/] {board}{where}: RAM {_kb(figures.ram_bytes_estimate)} / "
+        f"{_kb(ram_limit)}, flash {_kb(figures.flash_bytes_estimate)} / {_kb(flash_limit)}."
     )
+
+
+def print_report(report: BuildReport) -> None:
+    from tinyforge.device.report import DeviceReport
+
+    table = Table(title=f"TinyForge report — {report.project} on {report.board}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("figure")
-    budget = report["budget"]
+    ram_limit, flash_limit = _limits(report)
     table.add_row(
         "accuracy (float / int8 / TFLM)",
         " / ".join(
-            _pct(report.get(k)) for k in ("float_accuracy", "int8_accuracy", "tflm_accuracy")
+            _pct(x) for x in (report.float_accuracy, report.int8_accuracy, report.tflm_accuracy)
         ),
     )
-    table.add_row("model", f"{report['model_bytes']:,} bytes ({report['params']:,} parameters)")
-    device = report.get("device") or {}
-    if not device.get("measured"):
+    table.add_row("model", f"{report.model_bytes:,} bytes ({report.params:,} parameters)")
+    device = report.device if isinstance(report.device, DeviceReport) else None
+    if device is None:
         table.add_row(
             "tensor arena (measured, TFLM)",
-            f"{report['arena_bytes']:,} bytes on the 64-bit host; "
-            f"~{report['arena_bytes_target']:,} bytes on the 32-bit target (static estimate)",
+            f"{report.arena_bytes:,} bytes on the 64-bit host; "
+            f"~{report.arena_bytes_target:,} bytes on the 32-bit target (static estimate)",
         )
-    kind = "measured" if device.get("measured") else "estimate"
-    table.add_row(
-        f"RAM ({kind})", f"{_kb(report['ram_bytes_estimate'])} of {_kb(budget['ram_bytes'])}"
-    )
-    table.add_row(
-        f"flash ({kind})", f"{_kb(report['flash_bytes_estimate'])} of {_kb(budget['flash_bytes'])}"
-    )
-    table.add_row("operators", ", ".join(f"{k}×{v}" for k, v in sorted(report["ops"].items())))
-    if device.get("measured"):
+    kind = "measured" if device else "estimate"
+    table.add_row(f"RAM ({kind})", f"{_kb(report.ram_bytes_estimate)} of {_kb(ram_limit)}")
+    table.add_row(f"flash ({kind})", f"{_kb(report.flash_bytes_estimate)} of {_kb(flash_limit)}")
+    table.add_row("operators", ", ".join(f"{k}×{v}" for k, v in sorted(report.ops.items())))
+    if device:
         add_device_rows(table, device, report)
     console.print(table)
-    for notice in report.get("notices", []):
+    for notice in report.notices:
         console.print(f"[yellow]note:[/] {notice}")
-    print_health((report.get("health") or {}).get("findings") or [])
+    print_health(report.health.findings if report.health else [])
     # Every figure about the board says how it was obtained.
-    how = "measured on the emulated core" if device.get("measured") else "estimated"
-    if report["fits"]:
-        console.print(
-            f"[bold green]Fits[/] {report['board']} ({how}): RAM "
-            f"{_kb(report['ram_bytes_estimate'])} / {_kb(budget['ram_bytes'])}, flash "
-            f"{_kb(report['flash_bytes_estimate'])} / {_kb(budget['flash_bytes'])}."
-        )
+    how = "measured on the emulated core" if device else "estimated"
+    if report.fits:
+        console.print(fits_sentence(report.board, report, how))
     else:
-        for v in report["violations"]:
-            console.print(f"[bold red]Does not fit:[/] {escape(v['message'])} ({how})")
+        for v in report.violations:
+            console.print(f"[bold red]Does not fit:[/] {escape(v.message)} ({how})")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`tinyforge report --schema`: the JSON schema of report.json, `inspect --json` and the
+    editor's figures (the client's TypeScript types are generated from it); else the last
+    build's report of a project, as `build` prints it."""
+    from tinyforge.report import json_schema, read_report
+
+    if args.schema:
+        print(json.dumps(json_schema(), indent=2))
+        return 0
+    project = Path(args.project)
+    report = read_report(project)
+    if report is None:
+        raise TinyForgeError(f"No build report in {project}: build it with `tinyforge build`.")
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    elif report.format == "onnx":
+        print_convert_report(report)
+    else:
+        print_report(report)
+    return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -244,53 +319,51 @@ def print_diff(diff: str) -> None:
         console.print(line, style=style, markup=False, highlight=False)
 
 
-def add_device_rows(table: Table, d: dict[str, Any], report: dict[str, Any]) -> None:
+def add_device_rows(table: Table, d: DeviceReport, report: MemoryFigures) -> None:
     """The figures measured on the emulated core (report.json's device section)."""
-    kernels = "CMSIS-NN" if d["kernels"] == "cmsis_nn" else "reference"
+    kernels = "CMSIS-NN" if d.kernels == "cmsis_nn" else "reference"
     table.add_row(
         "measured on",
         escape(
-            f"an emulated {d['emulated_core']} ({d['machine']}), {d['tflm']['name']}, "
-            f"{kernels} kernels, built for {d['core']}"
+            f"an emulated {d.emulated_core} ({d.machine}), {d.tflm.name}, "
+            f"{kernels} kernels, built for {d.core}"
         ),
     )
-    if d.get("core_note"):
-        table.add_row("", escape(d["core_note"]))
-    identical = f"{d['outputs_identical_percent']:g}% identical"
-    if d["outputs_identical_percent"] < 100:
+    if d.core_note:
+        table.add_row("", escape(d.core_note))
+    identical = f"{d.outputs_identical_percent:g}% identical"
+    if d.outputs_identical_percent < 100:
         identical += (
-            f", argmax {d['argmax_agreement_percent']:g}% equal, largest difference "
-            f"{d['outputs_max_abs_diff']:g}"
+            f", argmax {d.argmax_agreement_percent:g}% equal, largest difference "
+            f"{d.outputs_max_abs_diff:g}"
         )
-    accuracy = f"; accuracy {_pct(d.get('accuracy'))}" if d.get("accuracy") is not None else ""
+    accuracy = f"; accuracy {_pct(d.accuracy)}" if d.accuracy is not None else ""
     table.add_row(
         "outputs vs host TFLM",
-        f"{identical} on {d['samples'] + 1} samples{accuracy}",
+        f"{identical} on {d.samples + 1} samples{accuracy}",
     )
     table.add_row(
         "tensor arena (target)",
-        f"{d['arena_used_bytes']:,} used, {d['arena_smallest_bytes']:,} smallest that works; "
-        f"firmware allocates {d['arena_firmware_bytes']:,}; static estimate "
-        f"{d['arena_static_target_bytes']:,}",
+        f"{d.arena_used_bytes:,} used, {d.arena_smallest_bytes:,} smallest that works; "
+        f"firmware allocates {d.arena_firmware_bytes:,}; static estimate "
+        f"{d.arena_static_target_bytes:,}",
     )
-    table.add_row("", escape(d["arena_note"]))
-    flash, ram = report.get("flash_parts") or {}, report.get("ram_parts") or {}
+    table.add_row("", escape(d.arena_note))
+    flash, ram = report.flash_parts, report.ram_parts
     table.add_row("flash parts", escape(", ".join(f"{k} {_kb(v)}" for k, v in flash.items())))
     table.add_row("RAM parts", escape(", ".join(f"{k} {_kb(v)}" for k, v in ram.items())))
-    if d.get("kernel_flash"):
+    if d.kernel_flash:
         table.add_row(
             "kernels",
-            ", ".join(f"{op} {_kb(n)}" for op, n in d["kernel_flash"].items())
+            ", ".join(f"{op} {_kb(n)}" for op, n in d.kernel_flash.items())
             + (
-                f" (+ CMSIS-NN {_kb(d['flash'].get('CMSIS-NN', 0))})"
-                if kernels != "reference"
-                else ""
+                f" (+ CMSIS-NN {_kb(d.flash.get('CMSIS-NN', 0))})" if kernels != "reference" else ""
             ),
         )
     table.add_row(
         "inference (estimate)",
-        f"{d['instructions_per_inference']:,} instructions ≈ {d['latency_ms_estimate']:.2f} ms "
-        f"at {d['clock_hz'] / 1e6:g} MHz ({d['cycles_per_instruction']:g} cycles/instruction "
+        f"{d.instructions_per_inference:,} instructions ≈ {d.latency_ms_estimate:.2f} ms "
+        f"at {d.clock_hz / 1e6:g} MHz ({d.cycles_per_instruction:g} cycles/instruction "
         "assumed)",
     )
 
@@ -298,90 +371,70 @@ def add_device_rows(table: Table, d: dict[str, Any], report: dict[str, Any]) -> 
 def cmd_verify(args: argparse.Namespace) -> int:
     from tinyforge import pipeline
 
-    cancel = threading.Event()
-    # With --json, stdout holds the JSON alone: progress goes to stderr.
-    out = err_console if args.json else console
-    with Progress(*_progress_columns(), console=out, transient=False) as bar:
-        progress = TerminalProgress(bar, args.verbose)
-        try:
-            report = pipeline.verify_on_device(
-                Path(args.project),
-                tflm=Path(args.tflm) if args.tflm else None,
-                kernels=args.kernels,
-                core=args.core,
-                samples=args.samples,
-                progress=progress,
-                cancel=cancel,
-            )
-        except KeyboardInterrupt:
-            cancel.set()
-            raise
-        progress.finish()
+    report = with_progress(
+        lambda progress, cancel: pipeline.verify_on_device(
+            Path(args.project),
+            tflm=Path(args.tflm) if args.tflm else None,
+            kernels=args.kernels,
+            core=args.core,
+            samples=args.samples,
+            progress=progress,
+            cancel=cancel,
+        ),
+        verbose=args.verbose,
+        to_stderr=args.json,
+    )
     if args.json:
-        print(json.dumps(report["device"], indent=2))
+        print(json.dumps(report.to_json()["device"], indent=2))
     else:
-        table = Table(title=f"TinyForge verify — {report.get('project', '')}", show_header=False)
+        from tinyforge.device.report import DeviceReport
+
+        assert isinstance(report.device, DeviceReport)  # verify_on_device measured it
+        table = Table(title=f"TinyForge verify — {report.project}", show_header=False)
         table.add_column("what", style="bold")
         table.add_column("figure")
-        add_device_rows(table, report["device"], report)
+        add_device_rows(table, report.device, report)
         console.print(table)
-        budget = report["budget"]
-        if report["fits"]:
-            console.print(
-                f"[bold green]Fits[/] {report['board']} (measured): RAM "
-                f"{_kb(report['ram_bytes_estimate'])} / {_kb(budget['ram_bytes'])}, flash "
-                f"{_kb(report['flash_bytes_estimate'])} / {_kb(budget['flash_bytes'])}."
-            )
-        for v in report["violations"]:
-            console.print(f"[bold red]Does not fit (measured):[/] {escape(v['message'])}")
-    return 0 if report["fits"] else 3
+        if report.fits:
+            console.print(fits_sentence(report.board, report, "measured"))
+        for v in report.violations:
+            console.print(f"[bold red]Does not fit (measured):[/] {escape(v.message)}")
+    return 0 if report.fits else 3
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from tinyforge import pipeline
 
-    cancel = threading.Event()
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=16)),
-        BarColumn(bar_width=24),
-        TimeElapsedColumn(),
-        TextColumn(
-            "[dim]{task.fields[status]}", table_column=Column(no_wrap=True, overflow="ellipsis")
+    timeouts = {
+        stage: value
+        for stage, value in (("train", args.train_timeout), ("convert", args.convert_timeout))
+        if value is not None
+    }
+    # The bar stays on stdout with --json too, as it always has: readers of `build --json`
+    # take the JSON from its first "{".
+    result = with_progress(
+        lambda progress, cancel: pipeline.build(
+            Path(args.project),
+            progress=progress,
+            cancel=cancel,
+            device=not args.no_device,
+            tflm=Path(args.tflm) if args.tflm else None,
+            timeouts=timeouts,
         ),
+        verbose=args.verbose,
     )
-    with Progress(*columns, console=console, transient=False) as bar:
-        progress = TerminalProgress(bar, args.verbose)
-        try:
-            result = pipeline.build(
-                Path(args.project),
-                progress=progress,
-                cancel=cancel,
-                device=not args.no_device,
-                tflm=Path(args.tflm) if args.tflm else None,
-                timeouts={
-                    stage: value
-                    for stage, value in (
-                        ("train", args.train_timeout),
-                        ("convert", args.convert_timeout),
-                    )
-                    if value is not None
-                },
-            )
-        except KeyboardInterrupt:
-            cancel.set()
-            raise
-        progress.finish()
     if args.json:
-        print(json.dumps(result.report, indent=2))
-    elif result.report.get("format") == "onnx":  # a model the user brought (convert)
+        print(json.dumps(result.report.to_json(), indent=2))
+    elif result.report.format == "onnx":  # a model the user brought (convert)
         print_convert_report(result.report)
     else:
         print_report(result.report)
-    device = result.report.get("device") or {}
-    if device.get("failed"):
+    from tinyforge.report import DeviceNotMeasured
+
+    device = result.report.device
+    if isinstance(device, DeviceNotMeasured) and device.failed:
         # The project is built; its firmware did not build or run on the emulated core.
-        err_console.print(f"[bold red]error[/] (device): {escape(device['reason'])}")
+        err_console.print(f"[bold red]error[/] (device): {escape(device.reason or '')}")
         return 2
     if not result.fits:
         err_console.print(f"Proposed fixes: [bold]tinyforge repair {args.project}[/]")
@@ -391,46 +444,27 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0 if result.healthy else 4
 
 
-def _progress_columns() -> tuple[Any, ...]:
-    return (
-        SpinnerColumn(),
-        TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=16)),
-        BarColumn(bar_width=24),
-        TimeElapsedColumn(),
-        TextColumn(
-            "[dim]{task.fields[status]}", table_column=Column(no_wrap=True, overflow="ellipsis")
-        ),
-    )
-
-
 def cmd_deploy(args: argparse.Namespace) -> int:
     """`pio run` (and upload, monitor) on a project; problems printed where they are."""
     from tinyforge import deploy
 
     project = Path(args.project)
-    cancel = threading.Event()
-    # With --json, stdout is the JSON alone: the progress goes to stderr.
-    bar_console = err_console if args.json else console
-    with Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
-        progress = TerminalProgress(bar, args.verbose)
-        try:
-            if args.upload:
-                result = deploy.upload_firmware(
-                    project,
-                    env=args.env,
-                    port=args.port,
-                    progress=progress,
-                    cancel=cancel,
-                    timeout=args.timeout,
-                )
-            else:
-                result = deploy.build_firmware(
-                    project, env=args.env, progress=progress, cancel=cancel, timeout=args.timeout
-                )
-        except KeyboardInterrupt:
-            cancel.set()
-            raise
-        progress.finish()
+
+    def run(progress: TerminalProgress, cancel: threading.Event) -> deploy.FirmwareResult:
+        if args.upload:
+            return deploy.upload_firmware(
+                project,
+                env=args.env,
+                port=args.port,
+                progress=progress,
+                cancel=cancel,
+                timeout=args.timeout,
+            )
+        return deploy.build_firmware(
+            project, env=args.env, progress=progress, cancel=cancel, timeout=args.timeout
+        )
+
+    result = with_progress(run, verbose=args.verbose, to_stderr=args.json)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -511,75 +545,68 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 1
 
 
-def print_convert_report(report: dict[str, Any]) -> None:
+def print_convert_report(report: BuildReport) -> None:
     """`tinyforge convert`: agreement with ONNX, memory against the board, the verdict."""
-    onnx = report["onnx"]
+    onnx, calibration, agreement = report.onnx, report.calibration, report.agreement
+    # A conversion's report always has them (convert.onnx._report).
+    assert onnx is not None and calibration is not None and agreement is not None
+    float_cmp = agreement.float_
+    assert float_cmp is not None
     table = Table(
-        title=f"TinyForge convert — {Path(report['source_model']).name} on {report['board']}",
+        title=f"TinyForge convert — {Path(report.source_model or '').name} on {report.board}",
         show_header=False,
     )
     table.add_column("what", style="bold")
     table.add_column("figure")
     table.add_row(
         "ONNX model",
-        f"opset {onnx['opset']}, input {_shape(onnx['input']['shape'])} → output "
-        f"{_shape(onnx['output']['shape'])}, {onnx['params']:,} parameters",
+        f"opset {onnx.opset}, input {_shape(onnx.input.shape)} → output "
+        f"{_shape(onnx.output.shape)}, {onnx.params:,} parameters",
     )
-    calibration = report["calibration"]
-    table.add_row("calibration", escape(calibration["source"]))
-    float_cmp = report["agreement"]["float"]
+    table.add_row("calibration", escape(calibration.source))
     table.add_row(
-        f"agreement with ONNX ({float_cmp['measure']}: float32 / int8 / TFLM)",
+        f"agreement with ONNX ({float_cmp.measure}: float32 / int8 / TFLM)",
         " / ".join(
-            _pct(report.get(k)) for k in ("float_agreement", "int8_agreement", "tflm_agreement")
+            _pct(x) for x in (report.float_agreement, report.int8_agreement, report.tflm_agreement)
         )
-        + f" of {float_cmp['samples']} inputs",
+        + f" of {float_cmp.samples} inputs",
     )
-    int8_diff = report.get("int8_max_abs_diff")
+    int8_diff = report.int8_max_abs_diff
     table.add_row(
         "max abs difference (float32 / int8)",
-        f"{report['float_max_abs_diff']:.3g} / "
-        + ("-" if int8_diff is None else f"{int8_diff:.3g}"),
+        f"{report.float_max_abs_diff:.3g} / " + ("-" if int8_diff is None else f"{int8_diff:.3g}"),
     )
     table.add_row(
         "model",
-        f"{report['model_bytes']:,} bytes {report['quantization']} "
-        f"(float32 {report.get('model_bytes_float32') or 0:,} bytes)",
+        f"{report.model_bytes:,} bytes {report.quantization} "
+        f"(float32 {report.model_bytes_float32 or 0:,} bytes)",
     )
-    if report.get("arena_bytes") is not None:
+    if report.arena_bytes is not None:
         arena = (
-            f"{report['arena_bytes']:,} bytes on the 64-bit host; "
-            f"~{report['arena_bytes_target']:,} bytes on the 32-bit target"
+            f"{report.arena_bytes:,} bytes on the 64-bit host; "
+            f"~{report.arena_bytes_target:,} bytes on the 32-bit target"
         )
     else:
-        arena = f"not measured; static estimate {_bytes(report.get('arena_bytes_estimate'))} B"
+        arena = f"not measured; static estimate {_bytes(report.arena_bytes_estimate)} B"
     table.add_row("tensor arena (TFLM)", arena)
-    budget = report["budget"]
-    table.add_row(
-        "RAM estimate", f"{_kb(report['ram_bytes_estimate'])} of {_kb(budget['ram_bytes'])}"
-    )
-    table.add_row(
-        "flash estimate", f"{_kb(report['flash_bytes_estimate'])} of {_kb(budget['flash_bytes'])}"
-    )
-    table.add_row("operators", ", ".join(f"{k}×{v}" for k, v in report["ops"].items()))
+    ram_limit, flash_limit = _limits(report)
+    table.add_row("RAM estimate", f"{_kb(report.ram_bytes_estimate)} of {_kb(ram_limit)}")
+    table.add_row("flash estimate", f"{_kb(report.flash_bytes_estimate)} of {_kb(flash_limit)}")
+    table.add_row("operators", ", ".join(f"{k}×{v}" for k, v in report.ops.items()))
     console.print(table)
-    for notice in report.get("notices", []):
+    for notice in report.notices:
         style = "bold red" if notice.startswith("NO CALIBRATION") else "yellow"
         console.print(f"[{style}]note:[/] {escape(notice)}")
-    console.print(f"wrote {escape(str(report.get('tflite')))}")
-    if report.get("unsupported_ops"):
+    console.print(f"wrote {escape(str(report.tflite))}")
+    if report.unsupported_ops:
         console.print(
-            f"[bold red]Cannot run on TFLM:[/] {', '.join(report['unsupported_ops'])} "
+            f"[bold red]Cannot run on TFLM:[/] {', '.join(report.unsupported_ops)} "
             "(see the note above)."
         )
-    elif report["fits"]:
-        console.print(
-            f"[bold green]Fits[/] {report['board']}: RAM {_kb(report['ram_bytes_estimate'])} "
-            f"/ {_kb(budget['ram_bytes'])}, flash {_kb(report['flash_bytes_estimate'])} / "
-            f"{_kb(budget['flash_bytes'])}."
-        )
-    for v in report["violations"]:
-        console.print(f"[bold red]Does not fit:[/] {v['message']}")
+    elif report.fits:
+        console.print(fits_sentence(report.board, report))
+    for v in report.violations:
+        console.print(f"[bold red]Does not fit:[/] {v.message}")
 
 
 def _input_shape(text: str) -> list[int]:
@@ -597,43 +624,37 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from tinyforge.convert.onnx import convert_onnx
 
     target = Path(args.model)
-    cancel = threading.Event()
-    bar_console = err_console if args.json else console
-    with Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
-        progress = TerminalProgress(bar, args.verbose)
-        try:
-            timeout = args.convert_timeout
-            if target.is_dir():  # a project: convert its model again (no training)
-                built = pipeline.build(
-                    target,
-                    progress=progress,
-                    cancel=cancel,
-                    train=False,
-                    timeouts={"convert": timeout} if timeout is not None else None,
-                )
-                report, fits = built.report, built.fits
-            else:
-                result = convert_onnx(
-                    target,
-                    board=args.board,
-                    calibration=args.calibration,
-                    out=args.out,
-                    input_shape=_input_shape(args.input_shape) if args.input_shape else None,
-                    quantization=args.quantization,
-                    min_agreement=args.min_agreement,
-                    force=args.force,
-                    progress=progress,
-                    cancel=cancel,
-                    timeout=timeout,
-                )
-                report, fits = result.report, result.fits
-        except KeyboardInterrupt:
-            cancel.set()
-            raise
-        progress.finish()
+    timeout = args.convert_timeout
+
+    def run(progress: TerminalProgress, cancel: threading.Event) -> tuple[BuildReport, bool]:
+        if target.is_dir():  # a project: convert its model again (no training)
+            built = pipeline.build(
+                target,
+                progress=progress,
+                cancel=cancel,
+                train=False,
+                timeouts={"convert": timeout} if timeout is not None else None,
+            )
+            return built.report, built.fits
+        result = convert_onnx(
+            target,
+            board=args.board,
+            calibration=args.calibration,
+            out=args.out,
+            input_shape=_input_shape(args.input_shape) if args.input_shape else None,
+            quantization=args.quantization,
+            min_agreement=args.min_agreement,
+            force=args.force,
+            progress=progress,
+            cancel=cancel,
+            timeout=timeout,
+        )
+        return result.report, result.fits
+
+    report, fits = with_progress(run, verbose=args.verbose, to_stderr=args.json)
     if args.json:
-        print(json.dumps(report, indent=2))
-    elif report.get("format") == "onnx":
+        print(json.dumps(report.to_json(), indent=2))
+    elif report.format == "onnx":
         print_convert_report(report)
     else:
         print_report(report)
@@ -742,23 +763,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
         batch=args.batch,
     )
     project = Path(args.project)
-    cancel = threading.Event()
-    bar_console = err_console if args.json else console
     # With --json, stdout holds the JSON alone: what else prints there during the search
     # (Ray's driver prints cluster events, such as a worker node marked dead) goes to stderr.
     others = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
-    with others, Progress(*_progress_columns(), console=bar_console, transient=False) as bar:
-        progress = TerminalProgress(bar, args.verbose)
-        try:
-            result = fit(project, options, progress=progress, cancel=cancel)
-        except KeyboardInterrupt:
-            cancel.set()
-            raise
-        except TinyForgeError as exc:
-            # Escaped: fit's sentences quote `pip install 'tinyforge[ray]'`, not markup.
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-            return 2
-        progress.finish()
+    try:
+        with others:
+            result = with_progress(
+                lambda progress, cancel: fit(project, options, progress=progress, cancel=cancel),
+                verbose=args.verbose,
+                to_stderr=args.json,
+            )
+    except TinyForgeError as exc:
+        # Escaped: fit's sentences quote `pip install 'tinyforge[ray]'`, not markup. Every
+        # error of a search is "error:", a failed stage's too (main would name the stage).
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
     written = write(project, result.write_back, apply=args.apply) if result.write_back else []
     if args.json:
         print(json.dumps({**result.to_dict(), "written": written}, indent=2))
@@ -787,69 +806,65 @@ def _bytes(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
 
 
-def print_inspect(report: dict[str, Any]) -> None:
-    table = Table(title=f"{report['model']} ({report['format']}): memory per layer")
+def print_inspect(report: InspectReport) -> None:
+    table = Table(title=f"{report.model} ({report.format}): memory per layer")
     for column in ("#", "layer", "op", "output", "dtype", "params B", "activation B", "MACs"):
         table.add_column(column, justify="right" if column.endswith(("B", "MACs", "#")) else "left")
-    for layer in report.get("layers") or []:
-        name = layer["name"]
+    for layer in report.layers:
+        name = layer.name
         table.add_row(
-            str(layer["index"]),
+            str(layer.index),
             name if len(name) <= 40 else "…" + name[-39:],
-            layer["op"],
-            _shape(layer["output_shape"]),
-            layer["dtype"],
-            f"{layer['params_bytes']:,}",
-            f"{layer['activation_bytes']:,}",
-            f"{layer['macs']:,}",
+            layer.op,
+            _shape(layer.output_shape),
+            layer.dtype,
+            f"{layer.params_bytes:,}",
+            f"{layer.activation_bytes:,}",
+            f"{layer.macs:,}",
         )
-    if report.get("layers"):
+    if report.layers:
         console.print(table)
     summary = Table(show_header=False, box=None)
     summary.add_column("what", style="bold")
     summary.add_column("figure")
-    ops = report.get("ops") or {}
-    summary.add_row("operators", ", ".join(f"{k}×{v}" for k, v in ops.items()) or "-")
-    if report.get("unsupported_ops"):
-        summary.add_row("not in TFLM", ", ".join(report["unsupported_ops"]))
-    summary.add_row("model", f"{_bytes(report.get('model_bytes'))} bytes")
+    summary.add_row("operators", ", ".join(f"{k}×{v}" for k, v in report.ops.items()) or "-")
+    if report.unsupported_ops:
+        summary.add_row("not in TFLM", ", ".join(report.unsupported_ops))
+    summary.add_row("model", f"{_bytes(report.model_bytes)} bytes")
     summary.add_row(
         "tensor arena (64-bit host)",
-        f"measured {_bytes(report.get('arena_bytes'))} B, static estimate "
-        f"{_bytes(report.get('arena_bytes_estimate'))} B, floor "
-        f"{_bytes(report.get('arena_floor_bytes'))} B",
+        f"measured {_bytes(report.arena_bytes)} B, static estimate "
+        f"{_bytes(report.arena_bytes_estimate)} B, floor "
+        f"{_bytes(report.arena_floor_bytes)} B",
     )
-    summary.add_row("tensor arena (32-bit MCU)", f"{_bytes(report.get('arena_bytes_target'))} B")
-    budget = report.get("budget")
-    for key, label, limit in (
-        ("ram_bytes_estimate", "RAM estimate", "ram_bytes"),
-        ("flash_bytes_estimate", "flash estimate", "flash_bytes"),
+    summary.add_row("tensor arena (32-bit MCU)", f"{_bytes(report.arena_bytes_target)} B")
+    budget = report.budget
+    ram_limit, flash_limit = _limits(report)
+    for figure_bytes, label, limit in (
+        (report.ram_bytes_estimate, "RAM estimate", ram_limit),
+        (report.flash_bytes_estimate, "flash estimate", flash_limit),
     ):
-        figure = f"{_kb(report.get(key))}"
+        figure = f"{_kb(figure_bytes)}"
         if budget:
-            figure += f" of {_kb(budget[limit])}"
+            figure += f" of {_kb(limit)}"
         summary.add_row(label, figure)
     console.print(summary)
-    for problem in report.get("problems") or []:
+    for problem in report.problems:
         console.print(f"[red]problem:[/] {problem}")
-    for note in report.get("notes") or []:
+    for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")
-    print_health(report.get("health") or [])
-    if report.get("fits") is True:
-        console.print(
-            f"[bold green]Fits[/] {report['board']}: RAM {_kb(report['ram_bytes_estimate'])} / "
-            f"{_kb(budget['ram_bytes'])}, flash {_kb(report['flash_bytes_estimate'])} / "
-            f"{_kb(budget['flash_bytes'])}."
-        )
-    elif report.get("fits") is False:
-        for v in report["violations"]:
-            console.print(f"[bold red]Does not fit:[/] {v['message']}")
+    print_health(report.health or [])
+    if report.fits is True:
+        console.print(fits_sentence(report.board, report))
+    elif report.fits is False:
+        for v in report.violations:
+            console.print(f"[bold red]Does not fit:[/] {v.message}")
     elif budget:
-        console.print(f"[bold yellow]No verdict[/] for {report['board']}: see the problems above.")
-    elif report.get("ram_bytes_estimate") is not None:
+        console.print(f"[bold yellow]No verdict[/] for {report.board}: see the problems above.")
+    elif report.ram_bytes_estimate is not None:
         console.print(
-            f"Needs about RAM {_kb(report['ram_bytes_estimate'])} and flash "
-            f"{_kb(report['flash_bytes_estimate'])} (default runtime costs; give --board for a "
+            f"Needs about RAM {_kb(report.ram_bytes_estimate)} and flash "
+            f"{_kb(report.flash_bytes_estimate)} (default runtime costs; give --board for a "
             "verdict)."
         )
 
@@ -867,13 +882,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         calibration=args.calibration,
     )
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report.to_json(), indent=2))
     else:
         print_inspect(report)
     # 3: does not fit, or cannot run / cannot be sized as it stands (see problems), or a
     # quantization check found an error (e.g. a scale TFLM aborts on).
-    broken = any(f.get("severity") == "error" for f in report.get("health") or [])
-    return 3 if report.get("fits") is False or report.get("problems") or broken else 0
+    broken = any(f.severity == "error" for f in report.health or [])
+    return 3 if report.fits is False or report.problems or broken else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -882,6 +897,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    for add in (
+        _add_plan,
+        _add_report,
+        _add_new,
+        _add_accept_proposal,
+        _add_build,
+        _add_verify,
+        _add_deploy,
+        _add_repair,
+        _add_boards,
+        _add_inspect,
+        _add_convert,
+        _add_fit,
+        _add_lsp,
+    ):
+        add(sub)
+    return parser
+
+
+def _add_plan(sub: Subcommands) -> None:
     p = sub.add_parser("plan", help="turn a request into a project spec (prints it)")
     p.add_argument("request", nargs="?")
     p.add_argument("--json", action="store_true", help="print the spec as JSON")
@@ -891,6 +926,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="Claude model id (default: $TINYFORGE_CLAUDE_MODEL or built-in)")
     p.set_defaults(func=cmd_plan)
 
+
+def _add_report(sub: Subcommands) -> None:
+    p = sub.add_parser("report", help="show a project's last build report (--schema: its schema)")
+    p.add_argument("project", nargs="?", default=".")
+    p.add_argument("--json", action="store_true", help="print report.json as it is")
+    p.add_argument(
+        "--schema",
+        action="store_true",
+        help="print the JSON schema of report.json, `inspect --json` and the editor's figures",
+    )
+    p.set_defaults(func=cmd_report)
+
+
+def _add_new(sub: Subcommands) -> None:
     p = sub.add_parser("new", help="create a project folder from a request")
     p.add_argument("request")
     p.add_argument("--out", help="project folder (default: the current folder)")
@@ -906,6 +955,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_new)
 
+
+def _add_accept_proposal(sub: Subcommands) -> None:
     p = sub.add_parser(
         "accept-proposal",
         help="make the model Claude proposed at `tinyforge new` (train.py.proposed) train.py",
@@ -913,6 +964,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", nargs="?", default=".")
     p.set_defaults(func=cmd_accept_proposal)
 
+
+def _add_build(sub: Subcommands) -> None:
     p = sub.add_parser(
         "build",
         help="train, convert, measure and package a project",
@@ -941,6 +994,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
     p.set_defaults(func=cmd_build)
 
+
+def _add_verify(sub: Subcommands) -> None:
     p = sub.add_parser(
         "verify",
         help="compile the firmware with real TFLM and run it on an emulated core",
@@ -965,6 +1020,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_verify)
 
+
+def _add_deploy(sub: Subcommands) -> None:
     p = sub.add_parser(
         "deploy",
         help="build the firmware with PlatformIO; --upload flashes it, --monitor shows its output",
@@ -988,6 +1045,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show PlatformIO's output")
     p.set_defaults(func=cmd_deploy)
 
+
+def _add_repair(sub: Subcommands) -> None:
     p = sub.add_parser("repair", help="propose fixes for a failed build (a diff; --yes applies)")
     p.add_argument("project", nargs="?", default=".")
     p.add_argument("--yes", action="store_true", help="apply the proposed fixes")
@@ -1002,10 +1061,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print failures and fixes as JSON")
     p.set_defaults(func=cmd_repair)
 
+
+def _add_boards(sub: Subcommands) -> None:
     p = sub.add_parser("boards", help="list supported boards")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_boards)
 
+
+def _add_inspect(sub: Subcommands) -> None:
     p = sub.add_parser(
         "inspect", help="what a .tflite/.onnx/.keras model needs: ops, arena, RAM, flash"
     )
@@ -1031,6 +1094,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="with --convert: a .npy, an image folder or a project")
     p.set_defaults(func=cmd_inspect)
 
+
+def _add_convert(sub: Subcommands) -> None:
     p = sub.add_parser(
         "convert",
         help="convert an ONNX model (e.g. from PyTorch) to int8 TFLite Micro, verified",
@@ -1063,6 +1128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show onnx2tf's output")
     p.set_defaults(func=cmd_convert)
 
+
+def _add_fit(sub: Subcommands) -> None:
     p = sub.add_parser(
         "fit",
         help="search architectures that fit the board's RAM/flash budget; the best into train.py",
@@ -1100,9 +1167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show every trial as it goes")
     p.set_defaults(func=cmd_fit)
 
+
+def _add_lsp(sub: Subcommands) -> None:
     p = sub.add_parser("lsp", help="run the language server on stdio (for editors)")
     p.set_defaults(func=cmd_lsp)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

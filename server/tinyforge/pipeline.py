@@ -9,42 +9,44 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
-from tinyforge import datasets, generate, jobs, journal
+from tinyforge import datasets, generate, jobs
 from tinyforge.boards import Board, find_board_mentions, get_board
 from tinyforge.check import Verdict, check_budget, device_parts
-from tinyforge.convert import c_array
 from tinyforge.convert.keras_worker import decide
+from tinyforge.device.report import DeviceReport
 from tinyforge.errors import StageError, TinyForgeError
-from tinyforge.generate import ARTIFACTS_DIR, MAIN_CPP, MODEL_DATA_CC, MODEL_DATA_H
+from tinyforge.generate import ARTIFACTS_DIR, CONVERT_FILE, METRICS_FILE, MODEL_TFLITE
+from tinyforge.generate.emit import emit_trained_firmware
 from tinyforge.generate.files import is_pristine, write_atomic
-from tinyforge.generate.firmware import firmware_arena_bytes
 from tinyforge.health.data import DataReport
 from tinyforge.health.report import after_build, before_training
 from tinyforge.lock import locked, project_lock
-from tinyforge.memory.measure import measure_arena, run_tflm
+from tinyforge.memory.measure import ArenaMeasurement, measure_arena, run_tflm
 from tinyforge.memory.target import target_arena_bytes
-from tinyforge.memory.tflite_model import TfliteModel, load_tflite, tflm_resolver_method
+from tinyforge.memory.tflite_model import TfliteModel, load_tflite
 from tinyforge.plan import get_planner
-from tinyforge.progress import NullProgress, Progress, is_library_noise
+from tinyforge.progress import Progress, is_library_noise
 from tinyforge.reconcile import at_build as reconcile_with_data
 from tinyforge.reconcile import save_spec_changes
 from tinyforge.repair.failure import clear_failure, record_failure
+from tinyforge.report import (
+    BuildReport,
+    DeviceNotMeasured,
+    build_report,
+    read_report,
+    write_report,
+)
 from tinyforge.spec import DatasetKind, ProjectSpec, Timeouts
-from tinyforge.train import run_training, timeout_sentence
+from tinyforge.stages import Stages
+from tinyforge.train import run_training
 
-REPORT_FILE = "report.json"
 BUILD_STAGES = ("train", "convert", "verify", "emit", "device", "report")
-
-T = TypeVar("T")
 
 
 # -- plan + generate -------------------------------------------------------------------------
@@ -258,7 +260,7 @@ def _relpath(target: Path, start: Path) -> str:
 @dataclass
 class BuildResult:
     project_dir: Path
-    report: dict[str, Any]
+    report: BuildReport
     verdict: Verdict
     notices: list[str] = field(default_factory=list)
 
@@ -269,81 +271,7 @@ class BuildResult:
     @property
     def healthy(self) -> bool:
         """False when a health check found an error: e.g. accuracy at chance level."""
-        return bool((self.report.get("health") or {}).get("ok", True))
-
-
-# Everything a build writes: restored as it was when a build fails or is cancelled (all listed
-# in journal.RESTORABLE; `.tinyforge` less its transaction folder, which holds the backup).
-BUILD_OUTPUTS = (
-    "model.keras",
-    "model.tflite",
-    REPORT_FILE,
-    ARTIFACTS_DIR,
-    generate.TRAIN_SCRIPT,
-    generate.PLATFORMIO_INI,
-    MAIN_CPP,
-    MODEL_DATA_H,
-    MODEL_DATA_CC,
-    ".tinyforge",
-)
-
-
-# Outputs a user edits (in the editor, during a long build): restored only when they still hold
-# what the build generated (.tinyforge/manifest.json), never over the user's newer edits.
-EDITABLE_OUTPUTS = frozenset(
-    {generate.TRAIN_SCRIPT, generate.PLATFORMIO_INI, MAIN_CPP, MODEL_DATA_H, MODEL_DATA_CC}
-)
-
-
-@contextmanager
-def all_or_nothing(
-    project_dir: Path, outputs: tuple[str, ...] = BUILD_OUTPUTS, *, command: str = "build"
-) -> Iterator[None]:
-    """Leave the project as before when the body fails or is cancelled: what the build wrote
-    is restored, but a source the user changed meanwhile (train.py, src/main.cpp, …) stays as
-    the user left it, and the error says so. The project's lock is held throughout: a second
-    build, train, convert or deploy of it gets one sentence naming `command` (lock.py).
-
-    The backup and its journal live in the project (.tinyforge/transaction, journal.py), not
-    in the system temp folder: when the process is killed outright, the next command that
-    takes the lock, or the language server's start, finishes the same restore."""
-    with project_lock(project_dir, command), _all_or_nothing(project_dir, outputs, command):
-        yield
-
-
-# Projects with a transaction open in this process. Only the thread holding the project's lock
-# opens one, so a second one here is nested in the first (same thread).
-_open_transactions: set[Path] = set()
-
-
-@contextmanager
-def _all_or_nothing(project_dir: Path, outputs: tuple[str, ...], command: str) -> Iterator[None]:
-    key = Path(project_dir).resolve()
-    if key in _open_transactions:
-        # Nested: the outer transaction's backup already holds the project as it was before
-        # both, and the failure that reaches it restores that; one journal per project.
-        yield
-        return
-    transaction = journal.begin(project_dir, outputs, command=command, editable=EDITABLE_OUTPUTS)
-    _open_transactions.add(key)
-    try:
-        yield
-    except BaseException as exc:
-        # A restore that fails leaves the journal: the next command finishes it.
-        kept = journal.restore(project_dir, transaction)
-        journal.finish(project_dir, transaction, restored=True)
-        if kept and isinstance(exc, TinyForgeError) and exc.args:
-            names = ", ".join(kept)
-            exc.args = (
-                f"{exc.args[0]} The build kept {names} as you changed "
-                f"{'it' if len(kept) == 1 else 'them'} during the build.",
-                *exc.args[1:],
-            )
-        raise
-    else:
-        journal.finish(project_dir, transaction)
-    finally:
-        _open_transactions.discard(key)
+        return self.report.healthy
 
 
 # Locked before the spec is read: a build killed earlier is restored first (journal.py), and the
@@ -379,17 +307,22 @@ def build(
     spec = _fit_input_shape_to_csv(spec, summary, project_dir)
     # Data checks before anything runs: what makes training pointless stops here, in a sentence.
     data_health = before_training(spec, project_dir)
-    if not train and not (project_dir / ARTIFACTS_DIR / "metrics.json").is_file():
+    if not train and not (project_dir / ARTIFACTS_DIR / METRICS_FILE).is_file():
         raise StageError("convert", f"No trained model in {project_dir}: train it first.")
+    stages = Stages(
+        BUILD_STAGES if train else BUILD_STAGES[1:],
+        progress=progress,
+        cancel=cancel,
+        limits=spec.timeouts.model_dump() if spec.timeouts else {},
+    )
     try:
-        with all_or_nothing(project_dir):
+        with stages.transaction(project_dir, command="build"):
             result = _build(
                 project_dir,
                 spec,
                 board,
                 summary,
-                progress or NullProgress(),
-                cancel,
+                stages,
                 train,
                 data_health=data_health,
                 device=DeviceOptions(enabled=device, tflm=tflm),
@@ -409,6 +342,8 @@ def _build_brought_model(
     cancel: threading.Event | None,
     timeouts: dict[str, float] | None = None,
 ) -> BuildResult:
+    """The ONNX front end of the build: `tinyforge convert` into the project again."""
+    # Imported here: the language server and a Keras build never load the ONNX front end.
     from tinyforge.convert.onnx import convert_onnx
 
     assert spec.model is not None
@@ -421,8 +356,7 @@ def _build_brought_model(
         cancel=cancel,
         timeout=(timeouts or {}).get("convert"),  # else the spec's timeouts.convert
     )
-    verdict = result.verdict
-    return BuildResult(project_dir, result.report, verdict, result.notices)
+    return BuildResult(project_dir, result.report, result.verdict, result.notices)
 
 
 def _build(
@@ -430,108 +364,94 @@ def _build(
     spec: ProjectSpec,
     board: Board,
     summary: datasets.DatasetSummary,
-    progress: Progress,
-    cancel: threading.Event | None,
+    stages: Stages,
     train: bool,
     data_health: DataReport | None = None,
     device: DeviceOptions | None = None,
 ) -> BuildResult:
-    seconds: dict[str, float] = {}
     device = device or DeviceOptions()
+    progress, cancel = stages.progress, stages.cancel
     notices: list[str] = []
 
     # Refresh generated files the user has not touched (a changed spec changes them).
     refreshed = generate.write_project(spec, project_dir)
     notices += refreshed.describe_kept()
 
-    def timed(stage: str, work: Callable[[], T]) -> T:
-        stages = BUILD_STAGES if train else BUILD_STAGES[1:]
-        progress.stage(stage, stages.index(stage) + 1, len(stages))
-        if cancel is not None and cancel.is_set():
-            raise jobs.Cancelled(f"cancelled before {stage}")
-        start = time.monotonic()
-        try:
-            return work()
-        except TimeoutError:  # a stage's timeout (spec [timeouts] or --STAGE-timeout)
-            limit = getattr(spec.timeouts, stage, None) if spec.timeouts else None
-            raise StageError(stage, timeout_sentence(stage, limit)) from None
-        finally:
-            seconds[stage] = round(time.monotonic() - start, 2)
-
     if train:
         limit = spec.timeouts.train if spec.timeouts else None
-        metrics = timed("train", lambda: run_training(project_dir, progress, cancel, limit))
+        metrics = stages.run("train", lambda: run_training(project_dir, progress, cancel, limit))
     else:
-        metrics = json.loads((project_dir / ARTIFACTS_DIR / "metrics.json").read_text("utf-8"))
-    converted = timed("convert", lambda: _convert(project_dir, spec, progress, cancel))
-    model = load_tflite(project_dir / "model.tflite")
-    verified = timed("verify", lambda: _verify(project_dir, model, progress))
+        metrics = _artifact(project_dir, METRICS_FILE)
+    converted = stages.run("convert", lambda: _convert(project_dir, spec, progress, cancel))
+    model = load_tflite(project_dir / MODEL_TFLITE)
+    verified = stages.run("verify", lambda: _verify(project_dir, model, progress))
+    arena: ArenaMeasurement = verified["arena"]
+    arena_target: int = verified["arena_bytes_target"]
     classes = list(metrics.get("classes") or summary.classes or [])
-    emitted = timed("emit", lambda: _emit(project_dir, spec, board, model, verified, classes))
+    emitted = stages.run(
+        "emit",
+        lambda: emit_trained_firmware(
+            project_dir,
+            spec,
+            board,
+            model,
+            arena_bytes=arena.arena_bytes,
+            arena_target_bytes=arena_target,
+            classes=classes,
+        ),
+    )
     notices += emitted.describe_kept()
-    measured = timed(
+    measured = stages.run(
         "device", lambda: _on_device(project_dir, board, device, progress, cancel, verified)
     )
-    if not measured.get("measured") and measured.get("reason"):
-        notices.append(f"Not run on an emulated board: {measured['reason']}")
+    if isinstance(measured, DeviceNotMeasured) and measured.reason:
+        notices.append(f"Not run on an emulated board: {measured.reason}")
     # On the image measured on the board's core when the device stage ran, else on estimates.
     verdict = check_budget(
         board=board,
         budget=spec.budget,
         model_bytes=model.model_bytes,
-        arena_bytes_target=verified["arena_bytes_target"],
+        arena_bytes_target=arena_target,
         ops=[op.op for op in model.ops],
-        largest_tensor=_largest_activation(model),
-        measured=device_parts(board, measured["flash"], measured["ram"])
-        if measured.get("measured")
+        largest_tensor=model.largest_activation(),
+        measured=device_parts(board, measured.flash, measured.ram)
+        if isinstance(measured, DeviceReport)
         else None,
     )
-
-    def make_report() -> dict[str, Any]:
-        report = {
-            "project": spec.name,
-            "request": spec.request,
-            "board": board.id,
-            "task": spec.task.value,
-            "quantization": spec.quantization.value,
-            "classes": classes,
-            "params": metrics.get("params"),
-            "epochs_run": metrics.get("epochs_run"),
-            "samples": metrics.get("samples"),
-            "float_accuracy": converted["float_accuracy"],
-            "int8_accuracy": converted["tflite_accuracy"]
+    report = stages.run(
+        "report",
+        lambda: build_report(
+            project=spec.name,
+            board=board.id,
+            quantization=spec.quantization.value,
+            classes=classes,
+            params=metrics.get("params"),
+            model=model,
+            arena=arena,
+            arena_target=arena_target,
+            verdict=verdict,
+            notices=notices,
+            stage_seconds=stages.seconds,
+            float_accuracy=converted["float_accuracy"],
+            int8_accuracy=converted["tflite_accuracy"]
             if spec.quantization.value == "int8"
             else None,
-            "tflm_accuracy": verified["tflm_accuracy"],
-            "model_bytes": model.model_bytes,
-            "arena_bytes": verified["arena"].arena_bytes,
-            "arena_bytes_recorded": verified["arena"].recorded_total,
-            "arena_bytes_target": verified["arena_bytes_target"],
-            # kTensorArenaSize in src/main.cpp: the measurement plus the firmware's margin.
-            "arena_bytes_firmware": firmware_arena_bytes(verified["arena"].arena_bytes),
-            "ops": model.op_counts(),
+            tflm_accuracy=verified["tflm_accuracy"],
+            request=spec.request,
+            task=spec.task.value,
+            epochs_run=metrics.get("epochs_run"),
+            samples=metrics.get("samples"),
             # "measured" once the device stage ran: every part but the Arduino core's baseline.
-            "figures": "measured" if measured.get("measured") else "estimated",
-            "device": measured,
-            "ram_bytes_estimate": verdict.ram_bytes_estimate,
-            "flash_bytes_estimate": verdict.flash_bytes_estimate,
-            "ram_parts": verdict.ram_parts,
-            "flash_parts": verdict.flash_parts,
-            "budget": verdict.budget,
-            "fits": verdict.fits,
-            "violations": [v.__dict__ for v in verdict.violations],
+            figures="measured" if isinstance(measured, DeviceReport) else "estimated",
+            device=measured,
             # Is the model any good (data, baselines, quantization)? See tinyforge.health.
-            "health": after_build(project_dir, spec, metrics, converted, data_health),
-            "history": metrics.get("history"),
-            "stage_seconds": seconds,
-            "notices": notices,
-        }
-        (project_dir / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
-        return report
-
-    report = timed("report", make_report)
-    report["stage_seconds"] = seconds
-    (project_dir / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
+            health=after_build(project_dir, spec, metrics, converted, data_health),
+            history=metrics.get("history"),
+        ),
+    )
+    # Once, after the report stage: its own seconds are in stage_seconds too.
+    report.stage_seconds = dict(stages.seconds)
+    write_report(project_dir, report)
     return BuildResult(project_dir, report, verdict, notices)
 
 
@@ -548,16 +468,16 @@ def _on_device(
     progress: Progress,
     cancel: threading.Event | None,
     verified: dict[str, Any],
-) -> dict[str, Any]:
+) -> DeviceReport | DeviceNotMeasured:
     """The device section of report.json: measured figures, or why there are none."""
     from tinyforge.device import device_unavailable_reason, verify_project
 
     if not options.enabled:
-        return {"measured": False, "reason": "skipped (--no-device)."}
+        return DeviceNotMeasured(reason="skipped (--no-device).")
     reason = device_unavailable_reason(board, options.tflm, project_dir)
     if reason is not None:
         progress.update(1.0, "skipped: " + reason)
-        return {"measured": False, "reason": reason}
+        return DeviceNotMeasured(reason=reason)
     try:
         report = verify_project(
             project_dir,
@@ -571,12 +491,12 @@ def _on_device(
         # The model and the project are good; the firmware (often the user's own main.cpp)
         # is not: keep the build, say why, and let `tinyforge verify` check again after a fix.
         progress.update(1.0, f"failed: {exc}")
-        return {"measured": False, "failed": True, "reason": str(exc)}
+        return DeviceNotMeasured(failed=True, reason=str(exc))
     progress.update(
         1.0,
         f"{report.headline}: outputs {report.outputs_identical_percent:g}% identical to host TFLM",
     )
-    return report.model_dump()
+    return report
 
 
 # It writes report.json and .tinyforge/device: not while a build rewrites them.
@@ -590,7 +510,7 @@ def verify_on_device(
     samples: int | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
-) -> dict[str, Any]:
+) -> BuildReport:
     """`tinyforge verify`: measure a built project on its emulated core, update report.json.
 
     The device section and the verdict (now on measured figures) are written back into the
@@ -601,48 +521,32 @@ def verify_on_device(
     project_dir = Path(project_dir).resolve()
     spec = ProjectSpec.load(project_dir)
     board = get_board(spec.board)
-    progress = progress or NullProgress()
-    progress.stage("device", 1, 1)
-    device = verify_project(
-        project_dir,
-        tflm=tflm,
-        kernels=kernels,
-        core_name=core,
-        samples=samples or DEFAULT_SAMPLES,
-        progress=progress,
-        cancel=cancel,
-    )
-    report_path = project_dir / REPORT_FILE
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        report = {"project": spec.name, "board": board.id, "notices": []}
-    model = load_tflite(project_dir / "model.tflite")
+    stages = Stages(("device",), progress=progress, cancel=cancel)
+    with stages.stage("device"):
+        device = verify_project(
+            project_dir,
+            tflm=tflm,
+            kernels=kernels,
+            core_name=core,
+            samples=samples or DEFAULT_SAMPLES,
+            progress=stages.progress,
+            cancel=cancel,
+        )
+    report = read_report(project_dir) or BuildReport(project=spec.name, board=board.id, notices=[])
+    model = load_tflite(project_dir / MODEL_TFLITE)
     verdict = check_budget(
         board=board,
         budget=spec.budget,
         model_bytes=model.model_bytes,
-        arena_bytes_target=int(report.get("arena_bytes_target") or 0),
+        arena_bytes_target=report.arena_bytes_target or 0,
         ops=[op.op for op in model.ops],
-        largest_tensor=_largest_activation(model),
+        largest_tensor=model.largest_activation(),
         measured=device_parts(board, device.flash, device.ram),
     )
-    report.update(
-        {
-            "figures": "measured",
-            "device": device.model_dump(),
-            "ram_bytes_estimate": verdict.ram_bytes_estimate,
-            "flash_bytes_estimate": verdict.flash_bytes_estimate,
-            "ram_parts": verdict.ram_parts,
-            "flash_parts": verdict.flash_parts,
-            "budget": verdict.budget,
-            "fits": verdict.fits,
-            "violations": [v.__dict__ for v in verdict.violations],
-        }
-    )
-    tmp = report_path.with_name(f".{REPORT_FILE}.tmp")
-    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    tmp.replace(report_path)
+    report.figures = "measured"
+    report.device = device
+    report.set_verdict(verdict)
+    write_report(project_dir, report)
     return report
 
 
@@ -696,11 +600,11 @@ def _convert(
             f"Conversion to TFLite failed: {failure_sentence(result.tail)}",
             result.tail_text(),
         )
-    return json.loads((project_dir / ARTIFACTS_DIR / "convert.json").read_text(encoding="utf-8"))
+    return _artifact(project_dir, CONVERT_FILE)
 
 
 def _verify(project_dir: Path, model: TfliteModel, progress: Progress) -> dict[str, Any]:
-    tflite_path = project_dir / "model.tflite"
+    tflite_path = project_dir / MODEL_TFLITE
     progress.update(0.1, "measuring the tensor arena in the TFLM interpreter")
     arena = measure_arena(tflite_path)
     progress.update(0.5, f"arena {arena.arena_bytes} bytes; running the test set in TFLM")
@@ -710,7 +614,7 @@ def _verify(project_dir: Path, model: TfliteModel, progress: Progress) -> dict[s
     out = model.output_tensors[0]
     if out.scale and out.dtype in ("int8", "uint8", "int16"):
         outputs = (outputs.astype(np.float32) - out.zero_point[0]) * out.scale[0]
-    metrics = json.loads((project_dir / ARTIFACTS_DIR / "metrics.json").read_text("utf-8"))
+    metrics = _artifact(project_dir, METRICS_FILE)
     tflm_accuracy = float(np.mean(decide(outputs, metrics.get("threshold")) == y_test))
     progress.update(1.0, f"TFLM accuracy {tflm_accuracy:.4f}")
     return {
@@ -720,92 +624,10 @@ def _verify(project_dir: Path, model: TfliteModel, progress: Progress) -> dict[s
     }
 
 
-def _largest_activation(model: TfliteModel) -> str | None:
-    produced = {out: op for op in model.ops for out in op.outputs}
-    candidates = [t for t in model.tensors if not t.is_constant and t.nbytes > 0]
-    if not candidates:
-        return None
-    largest = max(candidates, key=lambda t: t.nbytes)
-    op = produced.get(largest.index)
-    where = f"{op.op} output" if op else "input"
-    dims = "×".join(str(d) for d in largest.shape if d != 1) or "1"
-    return f"{where} {dims} {largest.dtype} = {largest.nbytes / 1024:.1f} KB"
-
-
-def _emit(
-    project_dir: Path,
-    spec: ProjectSpec,
-    board: Board,
-    model: TfliteModel,
-    verified: dict[str, Any],
-    classes: list[str],
-) -> generate.WriteResult:
-    converted = json.loads((project_dir / ARTIFACTS_DIR / "convert.json").read_text("utf-8"))
-    metrics = json.loads((project_dir / ARTIFACTS_DIR / "metrics.json").read_text("utf-8"))
-    return emit_firmware(
-        project_dir,
-        board=board,
-        model=model,
-        quantization=spec.quantization.value,
-        sample=np.load(project_dir / ARTIFACTS_DIR / "sample_input.npy"),
-        sample_label_index=int(converted["sample_label"]),
-        labels=classes or [str(i) for i in range(spec.num_classes or 2)],
-        arena_bytes=verified["arena"].arena_bytes,
-        arena_target_bytes=verified["arena_bytes_target"],
-        threshold=metrics.get("threshold"),
-    )
-
-
-def emit_firmware(
-    project_dir: Path,
-    *,
-    board: Board,
-    model: TfliteModel,
-    quantization: str,
-    sample: np.ndarray,
-    sample_label_index: int,
-    labels: list[str],
-    arena_bytes: int,
-    arena_target_bytes: int,
-    threshold: float | None = None,
-) -> generate.WriteResult:
-    """The C array of project_dir/model.tflite with a test sample, and the TFLM main.cpp.
-
-    Shared by `build` (a trained Keras model) and `tinyforge convert` (a model the user brings).
-    """
-    tflite_bytes = (project_dir / "model.tflite").read_bytes()
-    label_index = sample_label_index
-    resolver = sorted({tflm_resolver_method(op.op) for op in model.ops})
-    common = {"source": "model.tflite", "model_bytes": len(tflite_bytes)}
-    files = {
-        MODEL_DATA_H: generate.render(
-            "model_data.h.j2",
-            **common,
-            quantization=quantization,
-            sample_len=int(sample.size),
-            sample_label_index=label_index,
-            sample_label=labels[label_index] if label_index < len(labels) else str(label_index),
-            sample_ctype=c_array.c_type(sample.dtype),
-        ),
-        MODEL_DATA_CC: generate.render(
-            "model_data.cc.j2",
-            **common,
-            model_array=c_array.hex_bytes(tflite_bytes),
-            sample_ctype=c_array.c_type(sample.dtype),
-            sample_array=c_array.numbers(sample.reshape(-1).tolist()),
-        ),
-        MAIN_CPP: generate.render_main_cpp(
-            board=board,
-            model_bytes=len(tflite_bytes),
-            quantization=quantization,
-            labels=labels,
-            arena_bytes=arena_bytes,
-            arena_target_bytes=arena_target_bytes,
-            resolver_methods=resolver,
-            threshold=threshold,
-        ),
-    }
-    return generate.write_generated(project_dir, files)
+def _artifact(project_dir: Path, name: str) -> dict[str, Any]:
+    """A JSON file the training or the conversion left in ARTIFACTS_DIR (metrics, convert)."""
+    data: dict[str, Any] = json.loads((project_dir / ARTIFACTS_DIR / name).read_text("utf-8"))
+    return data
 
 
 # Locked before the spec is read, as `build`.
@@ -822,12 +644,11 @@ def train_only(
     spec = reconcile_with_data(spec, project_dir)
     datasets.validate(spec, project_dir)
     before_training(spec, project_dir)
-    progress = progress or NullProgress()
+    stages = Stages(("train",), progress=progress, cancel=cancel)
     try:
-        with all_or_nothing(project_dir, command="train"):
+        with stages.transaction(project_dir, command="train"):
             generate.write_project(spec, project_dir)
-            progress.stage("train", 1, 1)
-            return run_training(project_dir, progress, cancel)
+            return stages.run("train", lambda: run_training(project_dir, stages.progress, cancel))
     except StageError as exc:
         record_failure(project_dir, exc)
         raise

@@ -9,6 +9,10 @@ write the same project a Keras build writes (C array, main.cpp, platformio.ini, 
 plus a tinyforge.toml whose `model.source` names the ONNX file, so `tinyforge build` converts
 it again.
 
+It is the pipeline's second front end: the same stage runner (stages.py), transaction
+(transaction.py), firmware emission (generate/emit.py) and report (report.py) as a Keras build,
+and it imports nothing of pipeline.py, which calls it for a brought model's `tinyforge build`.
+
 This module imports `onnx` and numpy only; onnx2tf and TensorFlow stay in the worker.
 """
 
@@ -21,15 +25,14 @@ import re
 import shutil
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
-from tinyforge import jobs
+from tinyforge import generate, jobs
 from tinyforge.boards import Board, get_board
 from tinyforge.check import Verdict, check_budget
 from tinyforge.convert.onnx_worker import (
@@ -43,8 +46,23 @@ from tinyforge.convert.onnx_worker import (
 )
 from tinyforge.datasets import IMAGE_SUFFIXES
 from tinyforge.errors import DatasetError, ModelFileError, StageError, TinyForgeError
+from tinyforge.generate import (
+    ARTIFACTS_DIR,
+    CONVERT_FILE,
+    GITIGNORE,
+    MAIN_CPP,
+    MODEL_DATA_CC,
+    MODEL_DATA_H,
+    MODEL_TFLITE,
+    PLATFORMIO_INI,
+    REPORT_FILE,
+    SAMPLE_INPUT,
+)
+from tinyforge.generate.emit import emit_firmware
+from tinyforge.journal import STATE_DIR
 from tinyforge.lock import project_lock
 from tinyforge.progress import NullProgress, Progress
+from tinyforge.report import BuildReport, build_report, write_report
 from tinyforge.spec import (
     SPEC_FILENAME,
     Budget,
@@ -55,9 +73,9 @@ from tinyforge.spec import (
     Quantization,
     Task,
 )
+from tinyforge.stages import Stages
 
-T = TypeVar("T")
-
+# The stages of this front end of the pipeline (pipeline.BUILD_STAGES: the Keras one's).
 STAGES = ("check", "convert", "verify", "inspect", "emit", "report")
 DEFAULT_MIN_AGREEMENT = 0.99
 # Below this int8 agreement the report says so loudly (it does not fail: int8 rounding moves
@@ -67,8 +85,6 @@ MAX_SAMPLES = 200  # calibration and verification inputs; more adds time, not co
 RANDOM_SAMPLES = 64
 MODEL_FILE = "model.onnx"
 RANDOM_CALIBRATION_FILE = "calibration.npy"
-ARTIFACTS = "artifacts"
-REPORT_FILE = "report.json"
 RANDOM_WARNING = (
     "NO CALIBRATION DATA: the int8 model was calibrated, and verified, on random inputs in "
     "[0, 1). Its quantization ranges may not fit real inputs and its agreement figures say "
@@ -511,8 +527,8 @@ def _load_images(folder: Path, sample: tuple[int, ...]) -> tuple[np.ndarray, lis
     for path in files:
         try:
             with Image.open(path) as image:
-                image = image.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
-                pixels = np.asarray(image, dtype=np.float32).reshape(height, width, channels)
+                resized = image.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(resized, dtype=np.float32).reshape(height, width, channels)
         except (OSError, UnidentifiedImageError):
             continue
         images.append(pixels / 255.0)
@@ -625,7 +641,7 @@ def _shape_only(sample: tuple[int, ...]) -> OnnxModelInfo:
 
 @dataclass
 class ConvertResult:
-    report: dict[str, Any]
+    report: BuildReport
     verdict: Verdict
     tflite_path: Path  # the deployed model: int8 (or float32) TFLite
     out: Path | None
@@ -633,7 +649,7 @@ class ConvertResult:
 
     @property
     def runs_on_tflm(self) -> bool:
-        return not self.report.get("unsupported_ops")
+        return not self.report.unsupported_ops
 
     @property
     def fits(self) -> bool:
@@ -665,8 +681,6 @@ def convert_onnx(
     DIR is locked for the whole conversion (lock.py), a new one too: a second conversion into
     it, or a build, fit or deploy of it, gets one sentence naming this one.
     """
-    from tinyforge.pipeline import all_or_nothing
-
     model_path = Path(model_path).resolve()
     if not model_path.is_file():
         raise ModelFileError(f"Model file '{model_path}' does not exist.")
@@ -694,17 +708,20 @@ def convert_onnx(
         if timeout is None and existing is not None and existing.timeouts is not None:
             timeout = existing.timeouts.convert
         source = Path(calibration).resolve() if calibration is not None else None
+        stages = Stages(
+            STAGES if out_dir is not None else tuple(s for s in STAGES if s != "emit"),
+            progress=progress,
+            cancel=cancel,
+            limits={"convert": timeout},  # onnx2tf's run; the other stages bound their own
+        )
+        run = _Run(
+            model_path, the_board, source, out_dir, existing, input_shape, quantization, timeout
+        )
         if out_dir is not None and out_dir.exists():
-            with all_or_nothing(out_dir, _PROJECT_OUTPUTS, command="convert"):
-                return _convert(
-                    model_path, the_board, source, out_dir, existing, input_shape,
-                    quantization, min_agreement, progress or NullProgress(), cancel, timeout,
-                )  # fmt: skip
+            with stages.transaction(out_dir, _PROJECT_OUTPUTS, command="convert"):
+                return _convert(run, stages, min_agreement)
         try:
-            return _convert(
-                model_path, the_board, source, out_dir, existing, input_shape,
-                quantization, min_agreement, progress or NullProgress(), cancel, timeout,
-            )  # fmt: skip
+            return _convert(run, stages, min_agreement)
         except BaseException:
             if out_dir is not None:
                 shutil.rmtree(out_dir, ignore_errors=True)
@@ -716,15 +733,15 @@ _PROJECT_OUTPUTS = (
     SPEC_FILENAME,
     MODEL_FILE,
     RANDOM_CALIBRATION_FILE,
-    "model.tflite",
+    MODEL_TFLITE,
     REPORT_FILE,
-    ARTIFACTS,
-    "platformio.ini",
-    ".gitignore",
-    "src/main.cpp",
-    "lib/model/model_data.h",
-    "lib/model/model_data.cc",
-    ".tinyforge",
+    ARTIFACTS_DIR,
+    PLATFORMIO_INI,
+    GITIGNORE,
+    MAIN_CPP,
+    MODEL_DATA_H,
+    MODEL_DATA_CC,
+    STATE_DIR,
 )
 
 
@@ -749,65 +766,59 @@ def _existing_project(out: Path | None, model_path: Path, force: bool) -> Projec
     return None
 
 
-def _convert(
-    model_path: Path,
-    board: Board,
-    source: Path | None,
-    out: Path | None,
-    existing: ProjectSpec | None,
-    input_shape: Sequence[int] | None,
-    quantization: str,
-    min_agreement: float,
-    progress: Progress,
-    cancel: threading.Event | None,
-    timeout: float | None = None,
-) -> ConvertResult:
-    seconds: dict[str, float] = {}
+@dataclass(frozen=True)
+class _Run:
+    """What one conversion was asked: the model, for which board, from which data, into where."""
+
+    model_path: Path
+    board: Board
+    source: Path | None  # the calibration data (None: a project's dataset, else random)
+    out: Path | None  # the project folder, or None: the .tflite beside the ONNX file
+    existing: ProjectSpec | None  # the project `out` already is
+    input_shape: Sequence[int] | None
+    quantization: str
+    timeout: float | None  # of the onnx2tf run (--convert-timeout, timeouts.convert)
+
+
+def _convert(run: _Run, stages: Stages, min_agreement: float) -> ConvertResult:
+    progress, out, existing = stages.progress, run.out, run.existing
     notices: list[str] = []
 
-    def timed(stage: str, work: Callable[[], T]) -> T:
-        stages = STAGES if out is not None else tuple(s for s in STAGES if s != "emit")
-        progress.stage(stage, stages.index(stage) + 1, len(stages))
-        if cancel is not None and cancel.is_set():
-            raise jobs.Cancelled(f"cancelled before {stage}")
-        start = time.monotonic()
-        try:
-            return work()
-        finally:
-            seconds[stage] = round(time.monotonic() - start, 2)
-
     def check() -> tuple[OnnxModelInfo, Calibration]:
-        progress.update(0.1, f"checking {model_path.name}")
-        hint = calibration_hint(source)
-        if hint is None and source is None and existing is not None:
+        progress.update(0.1, f"checking {run.model_path.name}")
+        hint = calibration_hint(run.source)
+        if hint is None and run.source is None and existing is not None:
             hint = list(existing.input_shape)
-        info = check_onnx(model_path, input_shape=input_shape, hint=hint)
+        info = check_onnx(run.model_path, input_shape=run.input_shape, hint=hint)
         progress.update(0.5, f"input {info.input_name} {_describe(info.input_shape)}")
         calib = load_calibration(
-            source, info, project=existing, project_dir=out if existing is not None else None
+            run.source, info, project=existing, project_dir=out if existing is not None else None
         )
         progress.update(1.0, calib.source)
         return info, calib
 
-    info, calib = timed("check", check)
+    info, calib = stages.run("check", check)
     notices += info.notes
     if calib.warning:
         notices.insert(0, calib.warning)
 
     with tempfile.TemporaryDirectory(prefix="tinyforge-onnx-") as tmp:
         work = Path(tmp)
-        result = timed(
-            "convert", lambda: _run_worker(work, info, calib, quantization, min_agreement,
-                                           progress, cancel, timeout)
+        result = stages.run(
+            "convert",
+            lambda: _run_worker(
+                work, info, calib, run.quantization, min_agreement, progress, stages.cancel,
+                run.timeout,
+            ),
         )  # fmt: skip
-        int8 = quantization == "int8"
+        int8 = run.quantization == "int8"
         deployed = work / (INT8_TFLITE if int8 else FLOAT_TFLITE)
-        verified = timed(
+        verified = stages.run(
             "verify", lambda: _verify(work, result, info, deployed, min_agreement, progress)
         )
-        memory = timed(
+        memory = stages.run(
             "inspect",
-            lambda: _inspect(deployed, board, existing, info, progress, work, result),
+            lambda: _inspect(deployed, run.board, existing, info, progress, work, result),
         )
         if verified["int8"] is not None and verified["int8"]["agreement"] < INT8_NOTICE_AGREEMENT:
             notices.append(
@@ -822,30 +833,29 @@ def _convert(
         if memory["problem"]:
             notices.append(memory["problem"])
         classes = _classes(calib, existing, result)
-        report = _report(
-            model_path, board, info, calib, result, verified, memory, quantization,
-            min_agreement, classes, notices, seconds,
-        )  # fmt: skip
         if out is None:
             suffix = "int8" if int8 else "float32"
-            target = model_path.with_name(f"{model_path.stem}_{suffix}.tflite")
+            target = run.model_path.with_name(f"{run.model_path.stem}_{suffix}.tflite")
             shutil.copyfile(deployed, target)
-            report["tflite"] = str(target)
         else:
-            written = timed(
+            notices += stages.run(
                 "emit",
                 lambda: _emit_project(
-                    out, model_path, board, info, calib, result, memory, work,
-                    quantization, classes, existing, report, progress,
+                    out, run, info, calib, result, memory, work, classes, progress
                 ),
-            )  # fmt: skip
-            notices += written
-            target = out / "model.tflite"
-            report["tflite"] = str(target)
-        timed("report", lambda: None)
-        report["stage_seconds"] = seconds
+            )
+            target = out / MODEL_TFLITE
+        report = stages.run(
+            "report",
+            lambda: _report(
+                run, info, calib, result, verified, memory, min_agreement, classes, notices,
+                stages.seconds, target,
+            ),
+        )  # fmt: skip
+        # After the report stage: its own seconds too (the model holds a copy of the dict).
+        report.stage_seconds = dict(stages.seconds)
         if out is not None:
-            (out / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
+            write_report(out, report)
     return ConvertResult(report, memory["verdict"], target, out, notices)
 
 
@@ -917,19 +927,16 @@ def _run_worker(
             seen.update(step for step in steps if step in text)
             progress.update(min(0.1 + 0.17 * len(seen), 0.95), text)
 
-    try:
-        run = jobs.run(
-            jobs.python_command("-m", "tinyforge.convert.onnx_worker", str(work)),
-            cwd=work,
-            env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"},
-            on_line=on_line,
-            cancel=cancel,
-            timeout=timeout,
-        )
-    except TimeoutError:  # the worker's process tree is gone: say which stage ran out
-        from tinyforge.train import timeout_sentence
-
-        raise StageError("convert", timeout_sentence("convert", timeout)) from None
+    # A timeout raises TimeoutError once the worker's process tree is gone: the stage runner
+    # (stages.py) turns it into the sentence naming the convert stage.
+    run = jobs.run(
+        jobs.python_command("-m", "tinyforge.convert.onnx_worker", str(work)),
+        cwd=work,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"},
+        on_line=on_line,
+        cancel=cancel,
+        timeout=timeout,
+    )
     result_path = work / RESULT_FILE
     if not result_path.is_file():
         from tinyforge.train import failure_sentence
@@ -939,7 +946,7 @@ def _run_worker(
             f"The onnx2tf conversion of {info.path.name} crashed: {failure_sentence(run.tail)}",
             run.tail_text(),
         )
-    result = json.loads(result_path.read_text(encoding="utf-8"))
+    result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
     if not result.get("ok"):
         raise StageError("convert", str(result.get("error")), run.tail_text())
     result["log_tail"] = run.tail_text(40)
@@ -1019,7 +1026,6 @@ def _inspect(
     from tinyforge.memory.measure import measure_arena, tflm_package_version
     from tinyforge.memory.target import target_arena_bytes
     from tinyforge.memory.tflite_model import load_tflite
-    from tinyforge.pipeline import _largest_activation
 
     model = load_tflite(deployed)
     progress.update(0.1, "asking TFLM which ops it runs")
@@ -1062,7 +1068,7 @@ def _inspect(
         model_bytes=model.model_bytes,
         arena_bytes_target=arena_target,
         ops=[op.op for op in model.ops],
-        largest_tensor=_largest_activation(model),
+        largest_tensor=model.largest_activation(),
     )
     if unsupported:
         memory["verdict"] = replace(memory["verdict"], fits=False)
@@ -1117,33 +1123,41 @@ def _classes(calib: Calibration, existing: ProjectSpec | None, result: dict[str,
 
 
 def _report(
-    model_path: Path,
-    board: Board,
+    run: _Run,
     info: OnnxModelInfo,
     calib: Calibration,
     result: dict[str, Any],
     verified: dict[str, Any],
     memory: dict[str, Any],
-    quantization: str,
     min_agreement: float,
     classes: list[str],
     notices: list[str],
     seconds: dict[str, float],
-) -> dict[str, Any]:
-    from tinyforge.generate.firmware import firmware_arena_bytes
-
-    verdict: Verdict = memory["verdict"]
-    model = memory["model"]
-    arena = memory["arena"]
+    tflite: Path,
+) -> BuildReport:
+    """The build's report (report.py) with what only a brought model has: the ONNX file, the
+    calibration, and the agreement with onnxruntime at each step."""
     tflm = memory.get("tflm")
     int8 = verified["int8"]
-    return {
-        "project": re.sub(r"[^A-Za-z0-9_\-]", "_", model_path.stem) or "onnx_model",
-        "source_model": str(model_path),
-        "format": "onnx",
-        "board": board.id,
-        "quantization": quantization,
-        "onnx": {
+    return build_report(
+        project=_project_name(run.model_path),
+        board=run.board.id,
+        quantization=run.quantization,
+        classes=classes,
+        params=info.params,
+        model=memory["model"],
+        arena=memory["arena"],
+        arena_target=memory["arena_target"],
+        verdict=memory["verdict"],
+        notices=notices,
+        stage_seconds=seconds,
+        # No labels come with a model the user brings: agreement with ONNX stands in for them.
+        float_accuracy=None,
+        int8_accuracy=None,
+        tflm_accuracy=None,
+        source_model=str(run.model_path),
+        format="onnx",
+        onnx={
             "opset": info.opset,
             "producer": info.producer,
             "input": {
@@ -1155,98 +1169,76 @@ def _report(
             "ops": info.op_counts(),
             "params": info.params,
         },
-        "params": info.params,
-        "classes": classes,
-        "input": result.get("input"),
-        "output": result.get("output"),
-        "calibration": {
+        input=result.get("input"),
+        output=result.get("output"),
+        calibration={
             "kind": calib.kind,
             "source": calib.source,
             "samples": len(calib.inputs),
             "warning": calib.warning,
         },
-        "agreement": {
+        agreement={
             "threshold": min_agreement,
             "float": verified["float"],
             "int8": int8,
             "tflm": tflm,
         },
-        "float_agreement": verified["float"]["agreement"],
-        "float_max_abs_diff": verified["float"]["max_abs_diff"],
-        "int8_agreement": int8["agreement"] if int8 else None,
-        "int8_max_abs_diff": int8["max_abs_diff"] if int8 else None,
-        "tflm_agreement": tflm["agreement"] if tflm else None,
-        # No labels come with a model the user brings: agreement with ONNX stands in for them.
-        "float_accuracy": None,
-        "int8_accuracy": None,
-        "tflm_accuracy": None,
-        "conversion_seconds": result.get("onnx2tf_seconds"),
-        "model_bytes": model.model_bytes,
-        "model_bytes_float32": result.get("float_model_bytes"),
-        "ops": model.op_counts(),
-        "unsupported_ops": memory["unsupported"],
-        "runs_on_tflm": not memory["unsupported"],
-        "arena_bytes": arena.arena_bytes if arena else None,
-        "arena_bytes_recorded": arena.recorded_total if arena else None,
-        "arena_bytes_estimate": memory["arena_estimate"],
-        "arena_bytes_target": memory["arena_target"] or None,
-        "arena_bytes_firmware": firmware_arena_bytes(arena.arena_bytes) if arena else None,
-        "ram_bytes_estimate": verdict.ram_bytes_estimate if memory["arena_target"] else None,
-        "flash_bytes_estimate": verdict.flash_bytes_estimate,
-        "ram_parts": verdict.ram_parts,
-        "flash_parts": verdict.flash_parts,
-        "budget": verdict.budget,
-        "fits": verdict.fits,
-        "violations": [v.__dict__ for v in verdict.violations],
-        "notices": notices,
-        "stage_seconds": seconds,
-    }
+        float_agreement=verified["float"]["agreement"],
+        float_max_abs_diff=verified["float"]["max_abs_diff"],
+        int8_agreement=int8["agreement"] if int8 else None,
+        int8_max_abs_diff=int8["max_abs_diff"] if int8 else None,
+        tflm_agreement=tflm["agreement"] if tflm else None,
+        conversion_seconds=result.get("onnx2tf_seconds"),
+        model_bytes_float32=result.get("float_model_bytes"),
+        unsupported_ops=memory["unsupported"],
+        runs_on_tflm=not memory["unsupported"],
+        arena_bytes_estimate=memory["arena_estimate"],
+        tflite=str(tflite),
+    )
+
+
+def _project_name(model_path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", model_path.stem) or "onnx_model"
 
 
 def _emit_project(
     out: Path,
-    model_path: Path,
-    board: Board,
+    run: _Run,
     info: OnnxModelInfo,
     calib: Calibration,
     result: dict[str, Any],
     memory: dict[str, Any],
     work: Path,
-    quantization: str,
     classes: list[str],
-    existing: ProjectSpec | None,
-    report: dict[str, Any],
     progress: Progress,
 ) -> list[str]:
     """The project folder: spec, the ONNX file, model.tflite, firmware, platformio.ini."""
-    from tinyforge import generate
-    from tinyforge.pipeline import emit_firmware
-
     out.mkdir(parents=True, exist_ok=True)
     notices: list[str] = []
     target = out / MODEL_FILE
-    if model_path != target.resolve():
-        shutil.copyfile(model_path, target)
-    int8 = quantization == "int8"
-    shutil.copyfile(work / (INT8_TFLITE if int8 else FLOAT_TFLITE), out / "model.tflite")
-    (out / ARTIFACTS).mkdir(exist_ok=True)
-    shutil.copyfile(work / FLOAT_TFLITE, out / ARTIFACTS / "model_float32.tflite")
-    for name in ("sample_input.npy", "device_inputs.npy", "onnx_outputs.npy"):
-        shutil.copyfile(work / name, out / ARTIFACTS / name)
+    if run.model_path != target.resolve():
+        shutil.copyfile(run.model_path, target)
+    int8 = run.quantization == "int8"
+    shutil.copyfile(work / (INT8_TFLITE if int8 else FLOAT_TFLITE), out / MODEL_TFLITE)
+    artifacts = out / ARTIFACTS_DIR
+    artifacts.mkdir(exist_ok=True)
+    shutil.copyfile(work / FLOAT_TFLITE, artifacts / "model_float32.tflite")
+    for name in (SAMPLE_INPUT, "device_inputs.npy", "onnx_outputs.npy"):
+        shutil.copyfile(work / name, artifacts / name)
     worker = {k: v for k, v in result.items() if k != "log_tail"}
-    (out / ARTIFACTS / "convert.json").write_text(json.dumps(worker, indent=2), "utf-8")
+    (artifacts / CONVERT_FILE).write_text(json.dumps(worker, indent=2), "utf-8")
 
-    spec = _project_spec(out, model_path, board, info, calib, quantization, classes, existing)
+    spec = _project_spec(out, run, info, calib, classes)
     files = {
         SPEC_FILENAME: spec.to_toml(),
-        generate.PLATFORMIO_INI: generate.render_platformio_ini(spec, board),
-        ".gitignore": generate.render("gitignore.j2"),
+        PLATFORMIO_INI: generate.render_platformio_ini(spec, run.board),
+        GITIGNORE: generate.render("gitignore.j2"),
     }
     written = generate.write_generated(out, files)
     notices += written.describe_kept()
     if memory["unsupported"]:
         notices.append(
-            "No firmware written (src/main.cpp, lib/model/): TFLM cannot run "
+            f"No firmware written ({MAIN_CPP}, {Path(MODEL_DATA_H).parent}/): TFLM cannot run "
             f"{', '.join(memory['unsupported'])}."
         )
         return notices
@@ -1254,10 +1246,10 @@ def _emit_project(
     progress.update(0.5, "writing the C array and main.cpp")
     firmware = emit_firmware(
         out,
-        board=board,
+        board=run.board,
         model=memory["model"],
-        quantization=quantization,
-        sample=np.load(work / "sample_input.npy"),
+        quantization=run.quantization,
+        sample=np.load(work / SAMPLE_INPUT),
         sample_label_index=int(result["sample_label"]),
         labels=classes,
         arena_bytes=arena.arena_bytes,
@@ -1268,15 +1260,9 @@ def _emit_project(
 
 
 def _project_spec(
-    out: Path,
-    model_path: Path,
-    board: Board,
-    info: OnnxModelInfo,
-    calib: Calibration,
-    quantization: str,
-    classes: list[str],
-    existing: ProjectSpec | None,
+    out: Path, run: _Run, info: OnnxModelInfo, calib: Calibration, classes: list[str]
 ) -> ProjectSpec:
+    model_path, board, existing = run.model_path, run.board, run.existing
     model = ModelSource(source=MODEL_FILE, input_shape=info.input_shape if info.open_dims else None)
     if calib.kind == "random":
         np.save(out / RANDOM_CALIBRATION_FILE, calib.inputs)
@@ -1300,7 +1286,7 @@ def _project_spec(
         assumptions.append("class names are the calibration folder's sub-folders, in sorted order")
     image_like = len(info.input_shape) == 4
     spec = ProjectSpec(
-        name=re.sub(r"[^A-Za-z0-9_\-]", "_", model_path.stem) or "onnx_model",
+        name=_project_name(model_path),
         request=f"Convert {model_path.name} for {board.name}",
         task=Task.IMAGE_CLASSIFICATION if image_like else Task.SENSOR_CLASSIFICATION,
         board=board.id,
@@ -1308,7 +1294,7 @@ def _project_spec(
         classes=classes if len(classes) >= 2 else None,
         dataset=_relative(dataset, out),
         budget=Budget(ram_bytes=board.ram_bytes, flash_bytes=board.flash_bytes),
-        quantization=Quantization(quantization),
+        quantization=Quantization(run.quantization),
         assumptions=assumptions,
         model=model,
     )
