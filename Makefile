@@ -34,8 +34,10 @@ demo: setup client
 	$(VENV)/bin/tinyforge new "$(DEMO_REQUEST)" --out $(DEMO_DIR)
 	TINYFORGE_TFLM_DIR=$(TFLM_KIT) $(VENV)/bin/tinyforge build $(DEMO_DIR)
 
+# ruff, then mypy strict on server/tinyforge ([tool.mypy] in pyproject.toml).
 lint: setup
 	$(VENV)/bin/ruff check server tests bench
+	$(VENV)/bin/mypy
 
 # The VS Code extension (client/): npm tools, code-server 4.100.3 and Debian chromium, each
 # installed only when missing or when its package-lock.json changed (tests/editor/setup.sh).
