@@ -385,8 +385,7 @@ def _build(
     converted = stages.run("convert", lambda: _convert(project_dir, spec, progress, cancel))
     model = load_tflite(project_dir / MODEL_TFLITE)
     verified = stages.run("verify", lambda: _verify(project_dir, model, progress))
-    arena: ArenaMeasurement = verified["arena"]
-    arena_target: int = verified["arena_bytes_target"]
+    arena, arena_target = verified.arena, verified.arena_bytes_target
     classes = list(metrics.get("classes") or summary.classes or [])
     emitted = stages.run(
         "emit",
@@ -436,7 +435,7 @@ def _build(
             int8_accuracy=converted["tflite_accuracy"]
             if spec.quantization.value == "int8"
             else None,
-            tflm_accuracy=verified["tflm_accuracy"],
+            tflm_accuracy=verified.tflm_accuracy,
             request=spec.request,
             task=spec.task.value,
             epochs_run=metrics.get("epochs_run"),
@@ -467,7 +466,7 @@ def _on_device(
     options: DeviceOptions,
     progress: Progress,
     cancel: threading.Event | None,
-    verified: dict[str, Any],
+    verified: Verified,
 ) -> DeviceReport | DeviceNotMeasured:
     """The device section of report.json: measured figures, or why there are none."""
     from tinyforge.device import device_unavailable_reason, verify_project
@@ -484,8 +483,8 @@ def _on_device(
             tflm=options.tflm,
             progress=progress,
             cancel=cancel,
-            host_arena=verified["arena"].arena_bytes,
-            static_target=verified["arena_bytes_target"],
+            host_arena=verified.arena.arena_bytes,
+            static_target=verified.arena_bytes_target,
         )
     except StageError as exc:
         # The model and the project are good; the firmware (often the user's own main.cpp)
@@ -603,7 +602,16 @@ def _convert(
     return _artifact(project_dir, CONVERT_FILE)
 
 
-def _verify(project_dir: Path, model: TfliteModel, progress: Progress) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Verified:
+    """What the verify stage measured in the TFLM interpreter (host build) for the report."""
+
+    arena: ArenaMeasurement
+    arena_bytes_target: int  # the arena on a 32-bit target (memory.target)
+    tflm_accuracy: float  # on the test split, from TFLM's outputs
+
+
+def _verify(project_dir: Path, model: TfliteModel, progress: Progress) -> Verified:
     tflite_path = project_dir / MODEL_TFLITE
     progress.update(0.1, "measuring the tensor arena in the TFLM interpreter")
     arena = measure_arena(tflite_path)
@@ -617,11 +625,7 @@ def _verify(project_dir: Path, model: TfliteModel, progress: Progress) -> dict[s
     metrics = _artifact(project_dir, METRICS_FILE)
     tflm_accuracy = float(np.mean(decide(outputs, metrics.get("threshold")) == y_test))
     progress.update(1.0, f"TFLM accuracy {tflm_accuracy:.4f}")
-    return {
-        "arena": arena,
-        "arena_bytes_target": target_arena_bytes(arena, model),
-        "tflm_accuracy": tflm_accuracy,
-    }
+    return Verified(arena, target_arena_bytes(arena, model), tflm_accuracy)
 
 
 def _artifact(project_dir: Path, name: str) -> dict[str, Any]:
