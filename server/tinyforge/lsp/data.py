@@ -12,18 +12,37 @@ version; a CSV's values are left to the build.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from lsprotocol import types as lsp
 
+from tinyforge.boards import get_board
 from tinyforge.errors import TinyForgeError
-from tinyforge.lsp.documents import doc_path, find_key_line, line_range
+from tinyforge.lsp.analyses import DocumentAnalysis
+from tinyforge.lsp.documents import find_key_line, line_range
+from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.reconcile import DIAGNOSTIC_CODE, labels_fix, mismatch_sentence, reconcile
 from tinyforge.scaffold import is_default_data
 from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec
 
 SOURCE = "tinyforge"
 EMPTY_DATA_CODE = "data.not-ready"
+
+
+def register(server: TinyForgeServer) -> None:
+    server.features.checks.append((lambda name: name == SPEC_FILENAME, data_check))
+    server.features.code_actions.append(data_code_actions)
+
+
+def data_check(server: TinyForgeServer, analysis: DocumentAnalysis) -> list[lsp.Diagnostic]:
+    """Only on a spec with no problem of its own (lsp/project_files.py says those)."""
+    spec = _spec(analysis.text)
+    if spec is None:
+        return []
+    try:
+        get_board(spec.board)
+    except TinyForgeError:
+        return []
+    return spec_data_diagnostics(analysis.text, analysis.path)
 
 
 def _spec(text: str) -> ProjectSpec | None:
@@ -99,17 +118,19 @@ def _data_not_ready(spec: ProjectSpec, project: Path) -> str | None:
     return None
 
 
-def data_code_actions(document: Any, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+def data_code_actions(
+    server: TinyForgeServer, analysis: DocumentAnalysis, params: lsp.CodeActionParams
+) -> list[lsp.CodeAction]:
     """On tinyforge.toml with a class the data lacks: take the data's labels."""
     from tinyforge.lsp.preview import workspace_edit
 
-    path = doc_path(params.text_document.uri)
+    path = analysis.path
     if path is None or path.name != SPEC_FILENAME:
         return []
-    spec = _spec(document.source)
+    spec = _spec(analysis.text)
     if spec is None:
         return []
-    fix = labels_fix(document.source, spec, path.parent)
+    fix = labels_fix(analysis.text, spec, path.parent)
     if fix is None:
         return []
     diagnostics = [d for d in params.context.diagnostics if d.code == DIAGNOSTIC_CODE]
@@ -119,6 +140,6 @@ def data_code_actions(document: Any, params: lsp.CodeActionParams) -> list[lsp.C
             kind=lsp.CodeActionKind.QuickFix,
             diagnostics=diagnostics or None,
             is_preferred=True,
-            edit=workspace_edit(path.parent, fix.edits, uris={path: document.uri}),
+            edit=workspace_edit(path.parent, fix.edits, uris={path: analysis.uri}),
         )
     ]

@@ -18,61 +18,76 @@ from __future__ import annotations
 import re
 import threading
 import tomllib
-import weakref
 from pathlib import Path
 from typing import Any
 
+import attrs
 from lsprotocol import types as lsp
-from pygls.uris import from_fs_path
 
 from tinyforge.device.report import DeviceReport
 from tinyforge.errors import TinyForgeError
-from tinyforge.lsp.documents import doc_path, find_key_line, line_range
+from tinyforge.lsp.analyses import DocumentAnalysis
+from tinyforge.lsp.arguments import project_argument
+from tinyforge.lsp.documents import doc_path, file_uri, find_key_line, line_range, open_text
+from tinyforge.lsp.progress import long_job
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.progress import Progress
 from tinyforge.report import DeviceNotMeasured, read_report
+from tinyforge.spec import SPEC_FILENAME
 
 SOURCE = "tinyforge (device)"
+STORE = "device"  # the diagnostics store's source of what the emulated board found
 MAIN_CPP = Path("src") / "main.cpp"
 # Parts of the image that the board's Arduino core baseline already counts.
 _IN_BASELINE = ("C library",)
 _ARENA_LINE = re.compile(r"^\s*(?:static\s+)?constexpr\s+size_t\s+kTensorArenaSize\s*=")
 
-# main.cpp URIs this server has published device diagnostics on, per server (to refresh them).
-_PUBLISHED: weakref.WeakKeyDictionary[TinyForgeServer, set[str]] = weakref.WeakKeyDictionary()
+
+@attrs.define(frozen=True)
+class VerifyOptions:
+    """verify_project's options, each optional (its defaults: the board's core, CMSIS-NN)."""
+
+    kernels: str | None = None  # "reference" | "cmsis_nn"
+    core: str | None = None  # e.g. "cortex-m7"
+    tflm: str | None = None  # a TFLM source folder
+    samples: int | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "kernels": self.kernels or None,
+            "core": self.core or None,
+            "tflm": Path(self.tflm) if self.tflm else None,
+        }
+        if self.samples is not None and self.samples > 0:
+            options["samples"] = self.samples
+        return options
 
 
-def _uri(path: Path) -> str:
-    return from_fs_path(str(path)) or path.as_uri()
+DEFAULTS = VerifyOptions()
+
+
+def register(server: TinyForgeServer) -> None:
+    server.features.checks.append((lambda name: name == SPEC_FILENAME, spec_check))
+
+    @server.command("tinyforge.verify")
+    async def verify_command(
+        ls: TinyForgeServer, project: str = "", options: VerifyOptions = DEFAULTS
+    ) -> dict[str, Any]:
+        """The firmware compiled with real TFLM, run on the board's emulated core; report.json
+        gets a `device` section, and what it measured over the budget becomes diagnostics."""
+        root = project_argument(ls, project)
+        title = "TinyForge: verifying on an emulated board"
+        try:
+            return await long_job(ls, title, lambda p, c: verify(root, options.kwargs(), p, c))
+        finally:
+            refresh(ls, root)  # whatever the outcome: the section says why when it failed
 
 
 def _kb(n: int) -> str:
     return f"{n / 1024:.1f} KB"
 
 
-# -- the command's work (run in a worker thread by lsp/commands.py) ---------------------------
-
-
-def verify_options(start: Path, args: list[Any]) -> tuple[Path, dict[str, Any]]:
-    """The project `start` is in, and verify_project's options from the command's second
-    argument: {"kernels": "reference" | "cmsis_nn", "core": "cortex-m7", "tflm": DIR,
-    "samples": 64}, each optional."""
-    from tinyforge.project import find_project_root
-
-    project = find_project_root(start.resolve()) if start.exists() else None
-    if project is None:
-        raise TinyForgeError(f"{start} is not inside a TinyForge project (no tinyforge.toml).")
-    raw = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
-    text = {k: raw[k] for k in ("kernels", "core", "tflm") if isinstance(raw.get(k), str)}
-    samples = raw.get("samples")
-    options: dict[str, Any] = {
-        "kernels": text.get("kernels") or None,
-        "core": text.get("core") or None,
-        "tflm": Path(text["tflm"]) if text.get("tflm") else None,
-    }
-    if isinstance(samples, int) and not isinstance(samples, bool) and samples > 0:
-        options["samples"] = samples
-    return project, options
+# -- the command's work (in a worker thread, lsp/progress.py) -------------------------------
 
 
 def verify(
@@ -148,6 +163,10 @@ def _over_budget(device: DeviceReport, spec: Any) -> list[tuple[str, str]]:
             )
         )
     return found
+
+
+def spec_check(server: TinyForgeServer, analysis: DocumentAnalysis) -> list[lsp.Diagnostic]:
+    return spec_device_diagnostics(analysis.text, analysis.path)
 
 
 def spec_device_diagnostics(text: str, spec_path: Path | None) -> list[lsp.Diagnostic]:
@@ -228,29 +247,13 @@ def main_device_diagnostics(project: Path, text: str) -> list[lsp.Diagnostic]:
 
 
 def _read(server: TinyForgeServer, path: Path) -> str:
-    uri = _uri(path)
-    if uri in server.workspace.text_documents:
-        return server.workspace.get_text_document(uri).source
+    text = open_text(server, path)
+    if text is not None:
+        return text
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-
-
-def publish_main(server: TinyForgeServer, project: Path) -> None:
-    """Publish src/main.cpp's device diagnostics (with its last PlatformIO build's problems)."""
-    from tinyforge.lsp.firmware import stored_diagnostics
-
-    main = project / MAIN_CPP
-    uri = _uri(main)
-    found = main_device_diagnostics(project, _read(server, main)) if main.is_file() else []
-    published = _PUBLISHED.setdefault(server, set())
-    if not found and uri not in published:
-        return
-    published.add(uri)
-    server.text_document_publish_diagnostics(
-        lsp.PublishDiagnosticsParams(uri=uri, diagnostics=stored_diagnostics(server, uri) + found)
-    )
 
 
 def _project_of_main(uri: str) -> Path | None:
@@ -260,25 +263,39 @@ def _project_of_main(uri: str) -> Path | None:
     return path.parent.parent
 
 
-def device_diagnostics_for(server: TinyForgeServer, uri: str) -> list[lsp.Diagnostic]:
-    """What publish_main puts on `uri` (for the firmware module when it republishes the file)."""
+def update_main(server: TinyForgeServer, uri: str) -> bool:
+    """What the emulated board found in src/main.cpp (when `uri` is one), into the store.
+    False when there is nothing to say there, now or before (nothing to publish)."""
     project = _project_of_main(uri)
-    if project is None or not (project / MAIN_CPP).is_file():
-        return []
-    return main_device_diagnostics(project, _read(server, project / MAIN_CPP))
+    if project is None:
+        return False
+    main = project / MAIN_CPP
+    found = main_device_diagnostics(project, _read(server, main)) if main.is_file() else []
+    if not found and uri not in server.diagnostics.uris(STORE):
+        return False
+    server.diagnostics.put(STORE, uri, found)
+    return True
+
+
+def publish_main(server: TinyForgeServer, project: Path) -> None:
+    """Publish src/main.cpp's diagnostics: the device's, with its last PlatformIO build's (the
+    file is published directly: editors seldom send C++ files to this server)."""
+    uri = file_uri(project / MAIN_CPP)
+    if update_main(server, uri):
+        server.diagnostics.publish(uri)
 
 
 def refresh(server: TinyForgeServer, project: Path) -> None:
     """After a verify, whatever its outcome: the open files' diagnostics and main.cpp's."""
-    from tinyforge.lsp.diagnostics import publish_all
+    from tinyforge.lsp.diagnostics import reanalyse
 
-    publish_all(server)
+    reanalyse(server)
     publish_main(server, project)
 
 
 def republish(server: TinyForgeServer) -> None:
     """After any long job (a build rewrites report.json and main.cpp): refresh main.cpp's."""
-    for uri in sorted(_PUBLISHED.get(server, set())):
+    for uri in sorted(server.diagnostics.uris(STORE)):
         project = _project_of_main(uri)
         if project is not None:
             publish_main(server, project)

@@ -2,21 +2,25 @@
 
 Both come from the project a file belongs to (the nearest tinyforge.toml or platformio.ini):
 measured figures from report.json when a build is newer than the training script, else the
-static estimate of the model script (the open document's text when it is open). The shapes
+static estimate of the model script (the open document's analysis when it is open, the one
+its diagnostics and lens come from, lsp/analyses.py). The shapes
 are report.py's ProjectStatus and InspectView, sent as JSON (the client's types are generated
 from their schema).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tinyforge.errors import TinyForgeError
-from tinyforge.lsp.documents import doc_path
+from tinyforge.lsp.arguments import path_argument, workspace_folder
+from tinyforge.lsp.documents import file_uri
+from tinyforge.lsp.model_checks import Analysis, analyse, models
 from tinyforge.lsp.server import TinyForgeServer
-from tinyforge.project import ProjectContext, load_context
+from tinyforge.project import ProjectContext
 from tinyforge.report import (
     BuildReport,
     InspectReport,
@@ -26,44 +30,43 @@ from tinyforge.report import (
     current_report,
 )
 
-if TYPE_CHECKING:  # imported where it runs: the Keras source analysis loads on first use
-    from tinyforge.lsp.model_checks import Analysis
-
 MODEL_SUFFIXES = (".tflite", ".onnx", ".keras", ".h5")
 
 
-def _path_arg(arg: Any) -> Path | None:
-    if not isinstance(arg, str) or not arg:
-        return None
-    return doc_path(arg) if arg.startswith("file:") else Path(arg)
+def register(server: TinyForgeServer) -> None:
+    @server.command("tinyforge.projectStatus")
+    def project_status_command(ls: TinyForgeServer, file: str = "") -> dict[str, Any]:
+        return project_status(ls, _start(ls, file))
+
+    @server.command("tinyforge.inspect")
+    async def inspect_command(ls: TinyForgeServer, file: str = "") -> dict[str, Any]:
+        return await asyncio.to_thread(inspect, ls, _start(ls, file))
 
 
-def _start(server: TinyForgeServer, args: list[Any]) -> Path:
-    path = _path_arg(args[0]) if args else None
-    if path is not None:
-        return path
-    for folder in server.workspace.folders.values():
-        found = doc_path(folder.uri)
-        if found is not None:
-            return found
-    return Path.cwd()
+def _start(server: TinyForgeServer, value: str) -> Path:
+    """The file or folder asked about, else the first workspace folder, else here."""
+    return path_argument(value) or workspace_folder(server) or Path.cwd()
 
 
-def _script(server: TinyForgeServer, path: Path, ctx: ProjectContext) -> tuple[Path, str] | None:
-    """The model script: `path` when it is a .py file (its open text first), else train.py."""
+def _script(
+    server: TinyForgeServer, path: Path, ctx: ProjectContext
+) -> tuple[Path, list[Analysis]] | None:
+    """The model script, `path` when it is a .py file, else train.py, and its models' figures:
+    the open document's analysis (its buffer, figures already made), else the file's."""
     candidates = []
     if path.suffix == ".py":
         candidates.append(path)
     if ctx.root is not None:
         candidates.append(ctx.root / "train.py")
     for script in candidates:
-        uri = script.as_uri()
-        if uri in server.workspace.text_documents:
-            return script, server.workspace.get_text_document(uri).source
+        analysis = server.analyses.current(file_uri(script))
+        if analysis is not None:
+            return script, models(server, analysis)
         try:
-            return script, script.read_text(encoding="utf-8")
+            text = script.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
+        return script, analyse(text, ctx, margin=server.settings.arena_margin)
     return None
 
 
@@ -85,12 +88,9 @@ def _history(ctx: ProjectContext, measured: BuildReport | None) -> dict[str, lis
     return history if isinstance(history, dict) else None
 
 
-def project_status(server: TinyForgeServer, args: list[Any]) -> dict[str, Any]:
+def project_status(server: TinyForgeServer, path: Path) -> dict[str, Any]:
     """Board, RAM and flash (estimate or measured) against the budget, for the status bar."""
-    from tinyforge.lsp.model_checks import analyse
-
-    path = _start(server, args)
-    ctx = load_context(path, server.settings.board)
+    ctx = server.projects.context_of(path, server.settings.board)
     status = ProjectStatus(
         ok=True,
         root=str(ctx.root) if ctx.root else None,
@@ -124,8 +124,8 @@ def project_status(server: TinyForgeServer, args: list[Any]) -> dict[str, Any]:
     found = _script(server, path, ctx)
     if found is None:
         return status.to_json()
-    script, text = found
-    for a in analyse(text, ctx):
+    script, figures = found
+    for a in figures:
         if a.verdict is None or a.estimate is None:
             continue
         status.ram_bytes_estimate = a.verdict.ram_bytes_estimate
@@ -207,9 +207,7 @@ _MEASURED_FIELDS = (
 
 def inspect_project(server: TinyForgeServer, path: Path) -> InspectView:
     """Per-layer figures of the project's model plus its training curves."""
-    from tinyforge.lsp.model_checks import analyse
-
-    ctx = load_context(path, server.settings.board)
+    ctx = server.projects.context_of(path, server.settings.board)
     measured = _build_report(ctx)
     view = InspectView(
         ok=True,
@@ -226,9 +224,9 @@ def inspect_project(server: TinyForgeServer, path: Path) -> InspectView:
     )
     found = _script(server, path, ctx)
     if found is not None:
-        script, text = found
+        script, figures = found
         view.model = str(script)
-        for a in analyse(text, ctx):
+        for a in figures:
             if a.problem is not None:
                 view.problems.append(f"Cannot size {script.name} statically: {a.problem}")
                 continue
@@ -264,8 +262,7 @@ def inspect_project(server: TinyForgeServer, path: Path) -> InspectView:
     return view
 
 
-def inspect(server: TinyForgeServer, args: list[Any]) -> dict[str, Any]:
-    path = _start(server, args)
+def inspect(server: TinyForgeServer, path: Path) -> dict[str, Any]:
     if path.suffix.lower() in MODEL_SUFFIXES and path.is_file():
         return inspect_file(server, path).to_json()
     return inspect_project(server, path).to_json()

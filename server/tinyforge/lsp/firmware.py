@@ -1,26 +1,32 @@
-"""PlatformIO from the editor: the last build's problems as diagnostics, and their quick fixes.
+"""PlatformIO from the editor: `pio run` (build, upload) and the serial monitor's command, the
+last build's problems as diagnostics, and their quick fixes.
 
 A build (`tinyforge.pio`, `tinyforge.upload`, `tinyforge.build` with firmware) leaves a list of
 problems per project; they are published on their files (compiler errors on the source line,
-memory overflows on the `board =` line of platformio.ini) until the next build of that project
-replaces them. An overflow offers the fixes its message names: move the arena to the heap/PSRAM
-(a build flag), retarget a board with more memory, or shrink the model (a lower budget in
-tinyforge.toml, from which the next build chooses a smaller architecture).
+memory overflows on the `board =` line of platformio.ini), from the server's diagnostics store,
+until the next build of that project replaces them. An overflow offers the fixes its message
+names: move the arena to the heap/PSRAM (a build flag), retarget a board with more memory, or
+shrink the model (a lower budget in tinyforge.toml, from which the next build chooses a
+smaller architecture).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
-import weakref
 from pathlib import Path
 from typing import Any
 
+import attrs
 from lsprotocol import types as lsp
-from pygls.uris import from_fs_path
 
-from tinyforge.lsp.documents import doc_path, find_key_line, line_range
+from tinyforge.errors import TinyForgeError
+from tinyforge.lsp.analyses import DocumentAnalysis
+from tinyforge.lsp.arguments import folder_argument
+from tinyforge.lsp.documents import file_uri, find_key_line, line_range, open_text
 from tinyforge.lsp.preview import workspace_edit
+from tinyforge.lsp.progress import long_job
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.progress import Progress
 from tinyforge.repair.fixes import FileEdit, split_lines
@@ -30,23 +36,60 @@ SOURCE = "tinyforge"
 OVERFLOW_CODES = ("ram-overflow", "flash-overflow")
 _SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning}
 
-# project folder → uri → diagnostics of that project's last PlatformIO run, per server.
-_STORES: weakref.WeakKeyDictionary[TinyForgeServer, dict[str, dict[str, list[lsp.Diagnostic]]]]
-_STORES = weakref.WeakKeyDictionary()
+
+@attrs.define(frozen=True)
+class FirmwareOptions:
+    """Which [env] of platformio.ini and which serial port (PlatformIO's choice when left
+    out); for tinyforge.build, whether `pio run` follows a build that fits."""
+
+    env: str | None = None
+    port: str | None = None
+    firmware: bool = False
 
 
-def _store(server: TinyForgeServer) -> dict[str, dict[str, list[lsp.Diagnostic]]]:
-    return _STORES.setdefault(server, {})
+DEFAULTS = FirmwareOptions()
 
 
-def _uri(path: str | Path) -> str:
-    return from_fs_path(str(path)) or Path(path).as_uri()
+def register(server: TinyForgeServer) -> None:
+    server.features.code_actions.append(firmware_code_actions)
+
+    @server.command("tinyforge.pio")
+    async def pio(
+        ls: TinyForgeServer,
+        project: str = "",
+        target: str = "",
+        options: FirmwareOptions = DEFAULTS,
+    ) -> dict[str, Any]:
+        """`pio run` ("build", the default, or "upload") with progress and cancel; compiler
+        errors and memory overflows become diagnostics."""
+        root, target = folder_argument(ls, project), target or "build"
+        if target not in ("build", "upload"):
+            raise TinyForgeError(f"Unknown PlatformIO target '{target}'.")
+        title = "TinyForge: uploading" if target == "upload" else "TinyForge: PlatformIO build"
+        result = await long_job(ls, title, lambda p, c: run_firmware(root, target, options, p, c))
+        if isinstance(result.get("firmware"), dict):
+            publish_result(ls, result["firmware"])
+        return result
+
+    @server.command("tinyforge.upload")
+    async def upload(
+        ls: TinyForgeServer, project: str = "", options: FirmwareOptions = DEFAULTS
+    ) -> dict[str, Any]:
+        """Build what changed and flash the board."""
+        return await pio(ls, project, "upload", options)
+
+    @server.command("tinyforge.monitor")
+    async def monitor_command(
+        ls: TinyForgeServer, project: str = "", options: FirmwareOptions = DEFAULTS
+    ) -> dict[str, Any]:
+        """The `pio device monitor` command, for a terminal."""
+        return await asyncio.to_thread(monitor, folder_argument(ls, project), options)
 
 
 def _text(server: TinyForgeServer, path: Path) -> str:
-    uri = _uri(path)
-    if uri in server.workspace.text_documents:
-        return server.workspace.get_text_document(uri).source
+    text = open_text(server, path)
+    if text is not None:
+        return text
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -81,31 +124,24 @@ def result_diagnostics(
             code=problem["code"],
             data=problem.get("data") or None,
         )
-        found.setdefault(_uri(problem["file"]), []).append(diagnostic)
+        found.setdefault(file_uri(Path(problem["file"])), []).append(diagnostic)
     return found
-
-
-def stored_diagnostics(server: TinyForgeServer, uri: str) -> list[lsp.Diagnostic]:
-    return [d for per_uri in _store(server).values() for d in per_uri.get(uri, [])]
 
 
 def publish_result(server: TinyForgeServer, result: dict[str, Any]) -> None:
     """Replace the project's build diagnostics with this result's (none when it built)."""
-    from tinyforge.lsp import diagnostics
-    from tinyforge.lsp.device import device_diagnostics_for
+    from tinyforge.lsp.device import update_main
 
-    project = str(result["project_dir"])
-    store = _store(server)
-    before = set(store.get(project, {}))
-    store[project] = result_diagnostics(server, result)
-    for uri in sorted(before | set(store[project])):
-        if uri in server.workspace.text_documents:
-            diagnostics.publish(server, uri)  # the file's own checks plus these
-        else:  # a closed main.cpp keeps what the emulated board found (lsp/device.py)
-            found = stored_diagnostics(server, uri) + device_diagnostics_for(server, uri)
-            server.text_document_publish_diagnostics(
-                lsp.PublishDiagnosticsParams(uri=uri, diagnostics=found)
-            )
+    source = f"pio {result['project_dir']}"  # per project: its next run replaces them
+    before = server.diagnostics.uris(source)
+    found = result_diagnostics(server, result)
+    for uri in before - set(found):
+        server.diagnostics.drop(source, uri)
+    for uri, diagnostics in found.items():
+        server.diagnostics.put(source, uri, diagnostics)
+    for uri in sorted(before | set(found)):
+        update_main(server, uri)  # src/main.cpp keeps what the emulated board found there
+        server.diagnostics.publish(uri)
 
 
 # -- quick fixes ----------------------------------------------------------------------------------
@@ -229,9 +265,9 @@ def _shrink_action(
 
 
 def firmware_code_actions(
-    server: TinyForgeServer, params: lsp.CodeActionParams
+    server: TinyForgeServer, analysis: DocumentAnalysis, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
-    path = doc_path(params.text_document.uri)
+    path = analysis.path
     if path is None or path.name != "platformio.ini":
         return []
     actions: list[lsp.CodeAction] = []
@@ -264,19 +300,13 @@ def _env_of(server: TinyForgeServer, ini: Path, line: int) -> str:
     return name
 
 
-# -- the commands' work (run in a worker thread by lsp/commands.py) ---------------------------
-
-
-def command_options(args: list[Any], index: int) -> dict[str, Any]:
-    """The optional options object of a command (`{"env": …, "port": …, "firmware": …}`)."""
-    value = args[index] if len(args) > index else None
-    return value if isinstance(value, dict) else {}
+# -- the commands' work (in a worker thread, lsp/progress.py) ------------------------------
 
 
 def run_firmware(
     project: Path,
     action: str,
-    options: dict[str, Any],
+    options: FirmwareOptions,
     progress: Progress,
     cancel: threading.Event | None,
 ) -> dict[str, Any]:
@@ -287,8 +317,7 @@ def run_firmware(
     """
     from tinyforge import deploy
 
-    env = options.get("env") if isinstance(options.get("env"), str) else None
-    port = options.get("port") if isinstance(options.get("port"), str) else None
+    env, port = options.env, options.port
     try:
         if action == "upload":
             result = deploy.upload_firmware(
@@ -310,12 +339,10 @@ def run_firmware(
     return out
 
 
-def monitor(project: Path, options: dict[str, Any]) -> dict[str, Any]:
+def monitor(project: Path, options: FirmwareOptions) -> dict[str, Any]:
     """The serial monitor's command line, for the editor to run in a terminal (it is
     interactive: the user reads the predictions and ends it with Ctrl+C)."""
     from tinyforge import deploy
 
-    env = options.get("env") if isinstance(options.get("env"), str) else None
-    port = options.get("port") if isinstance(options.get("port"), str) else None
-    cmd, chosen = deploy.monitor_command(project, env=env, port=port)
+    cmd, chosen = deploy.monitor_command(project, env=options.env, port=options.port)
     return {"ok": True, "command": cmd, "cwd": str(project), "port": chosen}

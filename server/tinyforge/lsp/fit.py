@@ -17,12 +17,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 from lsprotocol import types as lsp
 from lsprotocol.converters import get_converter
 
-from tinyforge.errors import TinyForgeError
-from tinyforge.lsp.documents import context_for, doc_path
-from tinyforge.lsp.preview import Confirmation, current_text, workspace_edit
+from tinyforge.lsp.analyses import DocumentAnalysis
+from tinyforge.lsp.arguments import project_argument
+from tinyforge.lsp.preview import Confirmation, current_text, offer_edit, workspace_edit
+from tinyforge.lsp.progress import Work, long_job
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.repair.fixes import FileEdit
 
@@ -30,6 +32,53 @@ FIT_TITLE = "Find the best model that fits"
 COMMAND = "tinyforge.fit"
 ANNOTATION = "tinyforge-fit"
 MODEL_FUNCTIONS = ("build_model", "build_models")
+
+
+@attrs.define(frozen=True)
+class FitArguments:
+    """The search's options, each optional (tinyforge.fit's defaults); sizes as 64KB or bytes."""
+
+    budget_ram: int | str | None = attrs.field(default=None, alias="budgetRam")
+    budget_flash: int | str | None = attrs.field(default=None, alias="budgetFlash")
+    trials: int | None = None
+    epochs: int | None = None
+    engine: str | None = None
+    address: str | None = None
+    seed: int | None = None
+    batch: int | None = None
+    apply: bool = True  # False: the chosen model comes in the reply only, not as a preview
+
+    def options(self) -> Any:
+        from tinyforge.fit import FitOptions, parse_size
+
+        def size(value: int | str | None) -> int | None:
+            if value in (None, ""):
+                return None
+            return value if isinstance(value, int) else parse_size(str(value))
+
+        values: dict[str, Any] = {
+            "budget_ram": size(self.budget_ram),
+            "budget_flash": size(self.budget_flash),
+            **attrs.asdict(self, filter=lambda a, _: a.name not in ("budget_ram", "budget_flash")),
+        }
+        del values["apply"]
+        return FitOptions(**{k: v for k, v in values.items() if v not in (None, "")})
+
+
+DEFAULTS = FitArguments()
+
+
+def register(server: TinyForgeServer) -> None:
+    server.features.code_actions.append(fit_code_actions)
+
+    @server.command(COMMAND)
+    async def fit_command(
+        ls: TinyForgeServer, project: str = "", options: FitArguments = DEFAULTS
+    ) -> dict[str, Any]:
+        """The search, then the chosen model as an edit of train.py the editor previews."""
+        work = fit_work(ls, project_argument(ls, project), options)
+        result = await long_job(ls, "TinyForge: finding the best model that fits", work)
+        return await offer_edit(ls, result, apply=options.apply) if result.get("ok") else result
 
 
 def _model_span(text: str) -> tuple[int, int] | None:
@@ -46,18 +95,18 @@ def _model_span(text: str) -> tuple[int, int] | None:
 
 
 def fit_code_actions(
-    server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
+    server: TinyForgeServer, analysis: DocumentAnalysis, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
     """On the model definition of a TinyForge project's train.py."""
-    if not document.uri.endswith(".py"):
+    if not analysis.name.endswith(".py"):
         return []
-    path = doc_path(document.uri)
-    ctx = context_for(server.settings.board, document.uri)
+    path = analysis.path
+    ctx = analysis.context(server.projects)
     if path is None or ctx.root is None or ctx.spec is None or ctx.board is None:
         return []
     if ctx.spec.model is not None or path.resolve() != (ctx.root / "train.py").resolve():
         return []
-    span = _model_span(document.source)
+    span = analysis.part("model span", lambda: _model_span(analysis.text))
     if span is None or not span[0] <= params.range.start.line <= span[1]:
         return []
     title = f"{FIT_TITLE} {ctx.board.id}"
@@ -71,48 +120,6 @@ def fit_code_actions(
 
 
 # -- the command ----------------------------------------------------------------------------
-
-
-def _project(server: TinyForgeServer, args: list[Any]) -> Path:
-    from tinyforge.project import find_project_root
-
-    start: Path | None = None
-    if args and isinstance(args[0], str) and args[0]:
-        start = doc_path(args[0]) if args[0].startswith("file:") else Path(args[0])
-    elif server.workspace.folders:
-        start = doc_path(next(iter(server.workspace.folders.values())).uri)
-    if start is None:
-        raise TinyForgeError("Give the project folder as the command's first argument.")
-    root = find_project_root(start.resolve())
-    if root is None or not (root / "tinyforge.toml").is_file():
-        raise TinyForgeError(f"{start} is not in a TinyForge project (no tinyforge.toml).")
-    return root
-
-
-def _options(args: list[Any]) -> tuple[Any, dict[str, Any]]:
-    from tinyforge.fit import FitOptions, parse_size
-
-    raw = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
-
-    def pick(*names: str) -> Any:
-        return next((raw[n] for n in names if raw.get(n) not in (None, "")), None)
-
-    def size(value: Any) -> int | None:
-        if value is None:
-            return None
-        return int(value) if isinstance(value, int) else parse_size(str(value))
-
-    values: dict[str, Any] = {
-        "budget_ram": size(pick("budgetRam", "budget_ram")),
-        "budget_flash": size(pick("budgetFlash", "budget_flash")),
-        "engine": pick("engine"),
-        "address": pick("address"),
-    }
-    for key in ("trials", "epochs", "seed", "batch"):
-        value = pick(key)
-        if value is not None:
-            values[key] = int(value)
-    return FitOptions(**{k: v for k, v in values.items() if v is not None}), raw
 
 
 def chosen_model_edit(
@@ -132,12 +139,11 @@ def chosen_model_edit(
     return workspace_edit(project, edits, confirm=Confirmation(ANNOTATION, label, reasons))
 
 
-def fit_work(server: TinyForgeServer, args: list[Any]) -> tuple[Any, dict[str, Any]]:
-    """The worker for long_job, and the command's options."""
+def fit_work(server: TinyForgeServer, project: Path, arguments: FitArguments) -> Work:
+    """The search as long_job's work (its options checked now, before any job starts)."""
     from tinyforge.fit import fit
 
-    project = _project(server, args)
-    options, raw = _options(args)
+    options = arguments.options()
 
     def work(progress: Any, cancel: threading.Event) -> dict[str, Any]:
         result = fit(project, options, progress=progress, cancel=cancel)
@@ -155,7 +161,7 @@ def fit_work(server: TinyForgeServer, args: list[Any]) -> tuple[Any, dict[str, A
             answer["label"] = label
         return answer
 
-    return work, raw
+    return work
 
 
 def fit_section(root: Path | None) -> dict[str, Any] | None:

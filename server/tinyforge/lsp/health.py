@@ -1,5 +1,4 @@
-"""The last build's health findings as diagnostics, on tinyforge.toml and on train.py, and on
-tinyforge.toml what the emulated board measured over the budget (lsp/device.py).
+"""The last build's health findings as diagnostics, on tinyforge.toml and on train.py.
 
 Cheap by design: it reads the project's report.json (no dataset, no model, no scikit-learn),
 so it can run on every change. The findings are those of the last build; they say so.
@@ -12,10 +11,13 @@ from pathlib import Path
 
 from lsprotocol import types as lsp
 
-from tinyforge.generate import REPORT_FILE
+from tinyforge.generate import REPORT_FILE, TRAIN_SCRIPT
 from tinyforge.health import Finding
+from tinyforge.lsp.analyses import DocumentAnalysis
 from tinyforge.lsp.documents import find_key_line, line_range
+from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.report import load_findings
+from tinyforge.spec import SPEC_FILENAME
 
 SOURCE = "tinyforge"
 _SEVERITY = {
@@ -25,6 +27,19 @@ _SEVERITY = {
 }
 # Findings about the training set-up rather than the data: shown on the script too.
 _SCRIPT_CODES = {"baseline.beaten", "data.needs-scaling"}
+
+
+def register(server: TinyForgeServer) -> None:
+    server.features.checks.append((lambda name: name == SPEC_FILENAME, spec_check))
+    server.features.checks.append((lambda name: name == TRAIN_SCRIPT, script_check))
+
+
+def spec_check(server: TinyForgeServer, analysis: DocumentAnalysis) -> list[lsp.Diagnostic]:
+    return spec_health_diagnostics(analysis.text, analysis.path)
+
+
+def script_check(server: TinyForgeServer, analysis: DocumentAnalysis) -> list[lsp.Diagnostic]:
+    return script_health_diagnostics(analysis.text, analysis.path)
 
 
 def _about_training(finding: Finding) -> bool:
@@ -49,17 +64,10 @@ def _table_line(lines: list[str], table: str) -> int | None:
 
 
 def spec_health_diagnostics(text: str, spec_path: Path | None) -> list[lsp.Diagnostic]:
-    """Findings of report.json beside the spec, then its measured figures over the budget."""
-    from tinyforge.lsp.device import spec_device_diagnostics
-
-    if spec_path is None:
-        return []
-    return _spec_findings(text, spec_path) + spec_device_diagnostics(text, spec_path)
-
-
-def _spec_findings(text: str, spec_path: Path) -> list[lsp.Diagnostic]:
     """Data findings on [dataset] `path` (or `kind`), quantization ones on `quantization`,
     training set-up ones on [training] `epochs`."""
+    if spec_path is None:
+        return []
     findings = load_findings(spec_path.parent / REPORT_FILE)
     if not findings:
         return []

@@ -1,8 +1,14 @@
-"""Keras model scripts: static memory diagnostics, a figures lens, hover, and fixes.
+"""Keras model scripts: static memory diagnostics, a figures lens, hover, and quick fixes.
 
 A static pass over the source (never executed) finds each model, infers its int8 shapes and
-estimates arena, RAM and flash against the project's budget. After a build, the measured
-figures in report.json replace the estimates for that project.
+estimates arena, RAM and flash against the project's budget, the arena with the editor's
+`tinyforge.arenaMargin` added. After a build, the measured figures in report.json replace the
+estimates for that project. The figures are computed once per version of a script (its
+analysis keeps them, lsp/analyses.py): its diagnostics, lens, hover and fixes share them.
+
+The fixes are the fix engine's (repair/edits.py, as `tinyforge repair` makes them): widths
+scaled until the model fits, an activation TFLite Micro lacks replaced; and full-int8
+quantization where a script converts to float TFLite.
 """
 
 from __future__ import annotations
@@ -14,20 +20,14 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from tinyforge.check import Verdict, check_budget, kb
-from tinyforge.lsp.documents import context_for, doc_path
+from tinyforge.check import Verdict, Violation, check_budget, kb
+from tinyforge.lsp.analyses import DocumentAnalysis
 from tinyforge.lsp.preview import workspace_edit
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.memory.keras_layers import CannotInfer, LayerFigures, ModelEstimate, estimate
 from tinyforge.memory.keras_source import SourceLayer, SourceModel, find_models
 from tinyforge.project import ProjectContext
-from tinyforge.repair.edits import (
-    Shrunk,
-    replace_activations,
-    replacement_for,
-    shrink,
-    tflm_runs,
-)
+from tinyforge.repair.edits import replace_activations, replacement_for, shrink, tflm_runs
 from tinyforge.repair.fixes import FileEdit, split_lines
 from tinyforge.report import BuildReport, current_report
 
@@ -38,13 +38,61 @@ SOURCE = "tinyforge"
 MAX_LAYERS = 500
 
 
+def register(server: TinyForgeServer) -> None:
+    server.features.checks.append((lambda name: name.endswith(".py"), model_check))
+    server.features.lenses.append(code_lenses)
+    server.features.hovers.append(hover_at)
+    server.features.code_actions.append(model_code_actions)
+
+
 @dataclass
 class Analysis:
+    """One model of a script, and its figures."""
+
     model: SourceModel
     estimate: ModelEstimate | None
     problem: CannotInfer | None
     verdict: Verdict | None
     measured: BuildReport | None = None
+    margin: int = 0  # bytes the editor's setting adds to the arena
+
+
+def models(server: TinyForgeServer, analysis: DocumentAnalysis) -> list[Analysis]:
+    """The script's models and their figures, computed once per version of the script."""
+    if not analysis.name.endswith(".py"):
+        return []
+    settings = analysis.settings
+    return analysis.part(
+        "models",
+        lambda: analyse(
+            analysis.text,
+            analysis.context(server.projects),
+            analysis.path,
+            settings.arena_margin,
+        ),
+    )
+
+
+def analyse(
+    text: str, ctx: ProjectContext, path: Path | None = None, margin: int = 0
+) -> list[Analysis]:
+    try:
+        found = find_models(text, _hints(ctx))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []  # half-typed code: nothing to say until it parses again
+    results = []
+    for model in found:
+        if len(model.layers) > MAX_LAYERS:
+            results.append(Analysis(model, None, _too_many_layers(model), None))
+            continue
+        try:
+            est = estimate(model)
+        except CannotInfer as exc:
+            results.append(Analysis(model, None, exc, None))
+            continue
+        measured = _measured(ctx, path) if len(found) == 1 else None
+        results.append(Analysis(model, est, None, _verdict(est, ctx, margin), measured, margin))
+    return results
 
 
 def _hints(ctx: ProjectContext) -> dict[str, Any]:
@@ -66,8 +114,9 @@ def _measured(ctx: ProjectContext, path: Path | None) -> BuildReport | None:
     return current_report(ctx.root)
 
 
-def _verdict(est: ModelEstimate, ctx: ProjectContext) -> Verdict | None:
-    """The estimate against the project's budget (None when no board is known)."""
+def _verdict(est: ModelEstimate, ctx: ProjectContext, margin: int) -> Verdict | None:
+    """The estimate, its arena plus `margin`, against the project's budget (None when no
+    board is known)."""
     if ctx.board is None or ctx.budget is None:
         return None
     largest = est.largest_activation()
@@ -75,37 +124,10 @@ def _verdict(est: ModelEstimate, ctx: ProjectContext) -> Verdict | None:
         board=ctx.board,
         budget=ctx.budget,
         model_bytes=est.model_bytes_estimate,
-        arena_bytes_target=est.arena_bytes_target,
+        arena_bytes_target=est.arena_bytes_target + margin,
         ops=est.ops,
         largest_tensor=_describe(largest) if largest else None,
     )
-
-
-def analyse(text: str, ctx: ProjectContext, path: Path | None = None) -> list[Analysis]:
-    try:
-        models = find_models(text, _hints(ctx))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []  # half-typed code: nothing to say until it parses again
-    results = []
-    for model in models:
-        if len(model.layers) > MAX_LAYERS:
-            results.append(Analysis(model, None, _too_many_layers(model), None))
-            continue
-        try:
-            est = estimate(model)
-        except CannotInfer as exc:
-            results.append(Analysis(model, None, exc, None))
-            continue
-        results.append(
-            Analysis(
-                model,
-                est,
-                None,
-                _verdict(est, ctx),
-                _measured(ctx, path) if len(models) == 1 else None,
-            )
-        )
-    return results
 
 
 def _too_many_layers(model: SourceModel) -> CannotInfer:
@@ -119,6 +141,12 @@ def _too_many_layers(model: SourceModel) -> CannotInfer:
 def _describe(fig: LayerFigures) -> str:
     dims = "×".join(str(d) for d in fig.out_shape)
     return f"{fig.class_name} output {dims} = {kb(fig.activation_bytes)}"
+
+
+def _arena(a: Analysis) -> str:
+    assert a.estimate is not None
+    arena = kb(a.estimate.arena_bytes_target)
+    return f"{arena} + {kb(a.margin)} margin" if a.margin else arena
 
 
 def _layer_range(layer: SourceLayer) -> lsp.Range:
@@ -135,99 +163,92 @@ def _model_range(model: SourceModel) -> lsp.Range:
     )
 
 
-def model_diagnostics(
-    text: str, ctx: ProjectContext, path: Path | None = None
-) -> list[lsp.Diagnostic]:
-    found: list[lsp.Diagnostic] = []
-    from tinyforge.memory.ops import tflm_supported_ops
+def _diagnostic(
+    rng: lsp.Range, message: str, severity: lsp.DiagnosticSeverity, code: str
+) -> lsp.Diagnostic:
+    return lsp.Diagnostic(range=rng, message=message, severity=severity, source=SOURCE, code=code)
 
-    for a in analyse(text, ctx, path):
-        model = a.model
+
+# -- diagnostics ------------------------------------------------------------------------------
+
+
+def model_check(server: TinyForgeServer, analysis: DocumentAnalysis) -> list[lsp.Diagnostic]:
+    found: list[lsp.Diagnostic] = []
+    board = analysis.context(server.projects).board
+    for a in models(server, analysis):
         if a.problem is not None:
-            where = (
-                model.layers[a.problem.layer] if 0 <= a.problem.layer < len(model.layers) else None
-            )
-            rng = _layer_range(where) if where else _model_range(model)
-            found.append(
-                lsp.Diagnostic(
-                    range=rng,
-                    message=f"TinyForge cannot size this model statically: {a.problem}.",
-                    severity=lsp.DiagnosticSeverity.Information,
-                    source=SOURCE,
-                    code="cannot-infer",
-                )
-            )
+            found.append(_cannot_size(a))
             continue
-        est = a.estimate
-        assert est is not None
-        supported = tflm_supported_ops()
-        for fig, layer in zip(est.layers, model.layers, strict=True):
-            for op in [fig.op, *fig.extra_ops]:
-                if op and op not in supported:
-                    found.append(
-                        lsp.Diagnostic(
-                            range=_layer_range(layer),
-                            message=f"{layer.class_name} becomes the TFLite op {op}, "
-                            "which TFLite Micro cannot run.",
-                            severity=lsp.DiagnosticSeverity.Warning,
-                            source=SOURCE,
-                            code="unsupported-op",
-                        )
-                    )
+        found += _unsupported_ops(a)
         if a.measured is not None:
-            found += _measured_diagnostics(a, est, model)
-            continue
-        if a.verdict is None:
-            continue
-        ctx_board = a.verdict.budget
-        for violation in a.verdict.violations:
-            if violation.resource == "ram":
-                culprit = max(est.layers, key=lambda f: f.activation_bytes)
-                message = (
-                    f"tensor arena ≈ {kb(est.arena_bytes_target)} (RAM ≈ "
-                    f"{kb(violation.figure)} with runtime) exceeds the "
-                    f"{ctx.board.id if ctx.board else ''} RAM budget of "
-                    f"{kb(ctx_board['ram_bytes'])}; largest: {_describe(culprit)}"
-                )
-            else:
-                culprit = max(est.layers, key=lambda f: f.param_bytes)
-                message = (
-                    f"flash ≈ {kb(violation.figure)} (model ≈ {kb(est.model_bytes_estimate)}) "
-                    f"exceeds the {ctx.board.id if ctx.board else ''} flash budget of "
-                    f"{kb(ctx_board['flash_bytes'])}; largest: {culprit.class_name} with "
-                    f"{culprit.params:,} parameters"
-                )
-            found.append(
-                lsp.Diagnostic(
-                    range=_layer_range(model.layers[culprit.index]),
-                    message=message,
-                    severity=lsp.DiagnosticSeverity.Error,
-                    source=SOURCE,
-                    code=f"over-budget-{violation.resource}",
-                )
-            )
+            found += _measured_diagnostics(a)
+        elif a.verdict is not None:
+            found += [_over_budget(a, v, board.id if board else "") for v in a.verdict.violations]
     return found
 
 
-def _measured_diagnostics(
-    a: Analysis, est: ModelEstimate, model: SourceModel
-) -> list[lsp.Diagnostic]:
+def _cannot_size(a: Analysis) -> lsp.Diagnostic:
+    assert a.problem is not None
+    layers = a.model.layers
+    where = layers[a.problem.layer] if 0 <= a.problem.layer < len(layers) else None
+    rng = _layer_range(where) if where else _model_range(a.model)
+    message = f"TinyForge cannot size this model statically: {a.problem}."
+    return _diagnostic(rng, message, lsp.DiagnosticSeverity.Information, "cannot-infer")
+
+
+def _unsupported_ops(a: Analysis) -> list[lsp.Diagnostic]:
+    from tinyforge.memory.ops import tflm_supported_ops
+
+    assert a.estimate is not None
+    supported = tflm_supported_ops()
+    found = []
+    for fig, layer in zip(a.estimate.layers, a.model.layers, strict=True):
+        for op in [fig.op, *fig.extra_ops]:
+            if op and op not in supported:
+                message = (
+                    f"{layer.class_name} becomes the TFLite op {op}, which TFLite Micro cannot run."
+                )
+                warning = lsp.DiagnosticSeverity.Warning
+                found.append(_diagnostic(_layer_range(layer), message, warning, "unsupported-op"))
+    return found
+
+
+def _over_budget(a: Analysis, violation: Violation, board: str) -> lsp.Diagnostic:
+    assert a.estimate is not None and a.verdict is not None
+    est, budget = a.estimate, a.verdict.budget
+    if violation.resource == "ram":
+        culprit = max(est.layers, key=lambda f: f.activation_bytes)
+        message = (
+            f"tensor arena ≈ {_arena(a)} (RAM ≈ {kb(violation.figure)} with runtime) exceeds "
+            f"the {board} RAM budget of {kb(budget['ram_bytes'])}; largest: {_describe(culprit)}"
+        )
+    else:
+        culprit = max(est.layers, key=lambda f: f.param_bytes)
+        message = (
+            f"flash ≈ {kb(violation.figure)} (model ≈ {kb(est.model_bytes_estimate)}) "
+            f"exceeds the {board} flash budget of {kb(budget['flash_bytes'])}; largest: "
+            f"{culprit.class_name} with {culprit.params:,} parameters"
+        )
+    rng = _layer_range(a.model.layers[culprit.index])
+    code = f"over-budget-{violation.resource}"
+    return _diagnostic(rng, message, lsp.DiagnosticSeverity.Error, code)
+
+
+def _measured_diagnostics(a: Analysis) -> list[lsp.Diagnostic]:
     """After a build, the converted model's exact figures speak instead of the estimate."""
-    assert a.measured is not None
+    assert a.measured is not None and a.estimate is not None
     found = []
     for violation in a.measured.violations:
         key = "activation_bytes" if violation.resource == "ram" else "param_bytes"
-        culprit = max(est.layers, key=lambda f: getattr(f, key))
-        found.append(
-            lsp.Diagnostic(
-                range=_layer_range(model.layers[culprit.index]),
-                message=f"measured after build: {violation.message}",
-                severity=lsp.DiagnosticSeverity.Error,
-                source=SOURCE,
-                code=f"over-budget-{violation.resource}",
-            )
-        )
+        culprit = max(a.estimate.layers, key=lambda f: getattr(f, key))
+        rng = _layer_range(a.model.layers[culprit.index])
+        message = f"measured after build: {violation.message}"
+        code = f"over-budget-{violation.resource}"
+        found.append(_diagnostic(rng, message, lsp.DiagnosticSeverity.Error, code))
     return found
+
+
+# -- lens and hover ---------------------------------------------------------------------------
 
 
 def lens_text(a: Analysis) -> str | None:
@@ -244,46 +265,31 @@ def lens_text(a: Analysis) -> str | None:
     return (
         f"flash {kb(v.flash_bytes_estimate)} / {kb(v.budget['flash_bytes'])} · RAM "
         f"{kb(v.ram_bytes_estimate)} / {kb(v.budget['ram_bytes'])} (estimate; arena "
-        f"≈ {kb(a.estimate.arena_bytes_target)})"
+        f"≈ {_arena(a)})"
     )
 
 
-def code_lenses(server: TinyForgeServer, uri: str) -> list[lsp.CodeLens]:
-    if uri not in server.workspace.text_documents:
-        return []  # lenses are for open documents; a closed or deleted file has none
-    document = server.workspace.get_text_document(uri)
-    ctx = context_for(server.settings.board, uri)
+def code_lenses(server: TinyForgeServer, analysis: DocumentAnalysis) -> list[lsp.CodeLens]:
     lenses = []
-    for a in analyse(document.source, ctx, doc_path(uri)):
+    for a in models(server, analysis):
         text = lens_text(a)
         if text:
-            lenses.append(
-                lsp.CodeLens(
-                    range=_model_range(a.model), command=lsp.Command(title=text, command="")
-                )
-            )
+            command = lsp.Command(title=text, command="")
+            lenses.append(lsp.CodeLens(range=_model_range(a.model), command=command))
     return lenses
 
 
 def hover_at(
-    text: str, position: lsp.Position, server: TinyForgeServer, uri: str
+    server: TinyForgeServer, analysis: DocumentAnalysis, position: lsp.Position
 ) -> lsp.Hover | None:
-    if doc_path(uri) is None or not uri.endswith(".py"):
+    if analysis.path is None:
         return None
-    ctx = context_for(server.settings.board, uri)
-    for a in analyse(text, ctx, doc_path(uri)):
+    at = (position.line, position.character)
+    for a in models(server, analysis):
         if a.estimate is None:
             continue
         for fig, layer in zip(a.estimate.layers, a.model.layers, strict=True):
-            inside = (
-                (layer.line, layer.col)
-                <= (position.line, position.character)
-                <= (
-                    layer.end_line,
-                    layer.end_col,
-                )
-            )
-            if inside:
+            if (layer.line, layer.col) <= at <= (layer.end_line, layer.end_col):
                 dims = "×".join(str(d) for d in fig.out_shape)
                 lines = [
                     f"**{layer.class_name}** → `{fig.op or 'folded away by the converter'}`",
@@ -292,93 +298,93 @@ def hover_at(
                     f"- activation: {fig.activation_bytes:,} bytes",
                     f"- MACs: {fig.macs:,}",
                 ]
-                return lsp.Hover(
-                    contents=lsp.MarkupContent(
-                        kind=lsp.MarkupKind.Markdown, value="\n".join(lines)
-                    ),
-                    range=_layer_range(layer),
-                )
+                value = "\n".join(lines)
+                contents = lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=value)
+                return lsp.Hover(contents=contents, range=_layer_range(layer))
     return None
 
 
-def _shrink_fix(a: Analysis, ctx: ProjectContext, text: str) -> Shrunk | None:
-    """filters/units scaled (not the output layer's) until the same estimator says it fits the
-    project's budget: the shrink search `tinyforge repair` runs too (repair/edits.py)."""
-    if ctx.board is None or ctx.budget is None:
-        return None
-
-    def fits(est: ModelEstimate) -> bool:
-        verdict = _verdict(est, ctx)
-        return verdict is not None and verdict.fits
-
-    shrunk = shrink(text, a.model, fits)
-    return shrunk if shrunk is not None and shrunk.fits else None
-
-
-def _document_edit(document: Any, after: str) -> lsp.WorkspaceEdit:
-    """The document's text replaced by `after`, as every fix reaches the editor."""
-    path = doc_path(document.uri) or Path(document.uri)
-    edit = FileEdit(path.name, document.source, after)
-    return workspace_edit(path.parent, [edit], uris={path: document.uri})
+# -- quick fixes ------------------------------------------------------------------------------
 
 
 def model_code_actions(
-    server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
+    server: TinyForgeServer, analysis: DocumentAnalysis, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
-    if not document.uri.endswith(".py"):
+    if not analysis.name.endswith(".py"):
         return []
-    ctx = context_for(server.settings.board, document.uri)
-    actions: list[lsp.CodeAction] = []
-    over = [d for d in params.context.diagnostics if str(d.code or "").startswith("over-budget")]
-    for a in analyse(document.source, ctx, doc_path(document.uri)):
-        if a.verdict is None or a.verdict.fits or a.measured is not None:
-            continue
-        start, end = (
-            a.model.line,
-            max(layer.end_line for layer in a.model.layers) if a.model.layers else a.model.line,
-        )
-        if not (start <= params.range.start.line <= end) and not over:
-            continue
-        shrunk = _shrink_fix(a, ctx, document.source)
-        if shrunk is None:
-            continue
-        board = ctx.board.id if ctx.board else "the board"
-        actions.append(
-            lsp.CodeAction(
-                title=f"Shrink model to fit {board} (filters/units × {shrunk.factor:.2f})",
-                kind=lsp.CodeActionKind.QuickFix,
-                diagnostics=over or None,
-                is_preferred=True,
-                edit=_document_edit(document, shrunk.after),
-            )
-        )
-    actions += _replace_activation_actions(document, ctx, params)
-    int8 = _int8_action(document)
+    actions = _shrink_actions(server, analysis, params)
+    actions += _replace_activation_actions(server, analysis, params)
+    int8 = _int8_action(analysis)
     if int8 is not None:
         actions.append(int8)
     return actions
 
 
-def register(server: TinyForgeServer) -> None:
-    @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
-    def on_code_lens(ls: TinyForgeServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
-        if not params.text_document.uri.endswith(".py"):
-            return []
-        return code_lenses(ls, params.text_document.uri)
+def _document_edit(analysis: DocumentAnalysis, after: str) -> lsp.WorkspaceEdit:
+    """The document's text replaced by `after`, as every fix reaches the editor."""
+    path = analysis.path or Path(analysis.uri)
+    edit = FileEdit(path.name, analysis.text, after)
+    return workspace_edit(path.parent, [edit], uris={path: analysis.uri})
 
 
-# -- fixes beyond shrinking --------------------------------------------------------------------
+def _shrink_actions(
+    server: TinyForgeServer, analysis: DocumentAnalysis, params: lsp.CodeActionParams
+) -> list[lsp.CodeAction]:
+    """filters/units scaled (not the output layer's) until the same estimator says it fits the
+    project's budget: the shrink search `tinyforge repair` runs too (repair/edits.py)."""
+    ctx = analysis.context(server.projects)
+    if ctx.board is None or ctx.budget is None:
+        return []
+    over = [d for d in params.context.diagnostics if str(d.code or "").startswith("over-budget")]
+    actions = []
+    for a in models(server, analysis):
+        if a.verdict is None or a.verdict.fits or a.measured is not None:
+            continue
+        last = max((layer.end_line for layer in a.model.layers), default=a.model.line)
+        if not (a.model.line <= params.range.start.line <= last) and not over:
+            continue
+        shrunk = _shrunk(analysis, a, ctx)
+        if shrunk is None:
+            continue
+        factor, after = shrunk
+        actions.append(
+            lsp.CodeAction(
+                title=f"Shrink model to fit {ctx.board.id} (filters/units × {factor:.2f})",
+                kind=lsp.CodeActionKind.QuickFix,
+                diagnostics=over or None,
+                is_preferred=True,
+                edit=_document_edit(analysis, after),
+            )
+        )
+    return actions
+
+
+def _shrunk(
+    analysis: DocumentAnalysis, a: Analysis, ctx: ProjectContext
+) -> tuple[float, str] | None:
+    """The factor and the script's text once `a`'s model fits; searched once per model and
+    version of the script (code actions are asked for at every move of the cursor)."""
+
+    def fits(est: ModelEstimate) -> bool:
+        verdict = _verdict(est, ctx, a.margin)
+        return verdict is not None and verdict.fits
+
+    def search() -> tuple[float, str] | None:
+        shrunk = shrink(analysis.text, a.model, fits)
+        return (shrunk.factor, shrunk.after) if shrunk is not None and shrunk.fits else None
+
+    return analysis.part(f"shrink {a.model.line}:{a.model.col}", search)
 
 
 def _replace_activation_actions(
-    document: Any, ctx: ProjectContext, params: lsp.CodeActionParams
+    server: TinyForgeServer, analysis: DocumentAnalysis, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
     """On a layer whose activation TFLM cannot run: the replacement `tinyforge repair` makes."""
     from tinyforge.memory.ops import tflm_supported_ops
 
     supported = tflm_supported_ops()
     actions = []
-    for a in analyse(document.source, ctx, doc_path(document.uri)):
+    for a in models(server, analysis):
         for layer in a.model.layers:
             if not (layer.line <= params.range.start.line <= layer.end_line):
                 continue
@@ -387,14 +393,12 @@ def _replace_activation_actions(
                 continue
             if tflm_runs(act, supported):
                 continue
-            after, _ = replace_activations(document.source, [layer], supported)
+            after, _ = replace_activations(analysis.text, [layer], supported)
+            new = replacement_for(act, supported)
+            title = f'Replace activation "{act}" with "{new}" (TFLite Micro runs it)'
+            kind = lsp.CodeActionKind.QuickFix
             actions.append(
-                lsp.CodeAction(
-                    title=f'Replace activation "{act}" with "{replacement_for(act, supported)}" '
-                    "(TFLite Micro runs it)",
-                    kind=lsp.CodeActionKind.QuickFix,
-                    edit=_document_edit(document, after),
-                )
+                lsp.CodeAction(title=title, kind=kind, edit=_document_edit(analysis, after))
             )
     return actions
 
@@ -406,9 +410,9 @@ TRAINING_ARRAY = re.compile(
 )
 
 
-def _int8_action(document: Any) -> lsp.CodeAction | None:
+def _int8_action(analysis: DocumentAnalysis) -> lsp.CodeAction | None:
     """Where a script converts to float TFLite, offer full-int8 post-training quantization."""
-    text = document.source
+    text = analysis.text
     lines = split_lines(text)
     for number, line in enumerate(lines):
         match = FLOAT_CONVERTER.match(line)
@@ -420,32 +424,33 @@ def _int8_action(document: Any) -> lsp.CodeAction | None:
         data = TRAINING_ARRAY.search(text)
         if data is None:
             return None  # no training array to calibrate with: nothing honest to insert
-        indent = match.group("indent")
-        body = [
-            "# Full-int8 quantization: a quarter of the flash and arena of float32.",
-            "def representative_dataset():",
-            f"    for sample in {data.group('name')}[:300]:",
-            '        yield [sample[None].astype("float32")]',
-            "",
-            f"{var}.optimizations = [tf.lite.Optimize.DEFAULT]",
-            f"{var}.representative_dataset = representative_dataset",
-            f"{var}.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]",
-            f"{var}.inference_input_type = tf.int8",
-            f"{var}.inference_output_type = tf.int8",
-        ]
         end = number + 1
         # The converter call may span lines: insert after its closing parenthesis.
         depth = line.count("(") - line.count(")")
         while depth > 0 and end < len(lines):
             depth += lines[end].count("(") - lines[end].count(")")
             end += 1
-        new_text = "".join(f"{indent}{b}\n" if b else "\n" for b in body)
+        new_text = _quantization_lines(match.group("indent"), var, data.group("name"))
         if end == len(lines) and not lines[-1].endswith(("\n", "\r")):
             new_text = "\n" + new_text  # the call ends the file: start a line of its own
         after = "".join(lines[:end]) + new_text + "".join(lines[end:])
-        return lsp.CodeAction(
-            title="Use int8 quantization",
-            kind=lsp.CodeActionKind.QuickFix,
-            edit=_document_edit(document, after),
-        )
+        kind = lsp.CodeActionKind.QuickFix
+        edit = _document_edit(analysis, after)
+        return lsp.CodeAction(title="Use int8 quantization", kind=kind, edit=edit)
     return None
+
+
+def _quantization_lines(indent: str, var: str, samples: str) -> str:
+    body = [
+        "# Full-int8 quantization: a quarter of the flash and arena of float32.",
+        "def representative_dataset():",
+        f"    for sample in {samples}[:300]:",
+        '        yield [sample[None].astype("float32")]',
+        "",
+        f"{var}.optimizations = [tf.lite.Optimize.DEFAULT]",
+        f"{var}.representative_dataset = representative_dataset",
+        f"{var}.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]",
+        f"{var}.inference_input_type = tf.int8",
+        f"{var}.inference_output_type = tf.int8",
+    ]
+    return "".join(f"{indent}{b}\n" if b else "\n" for b in body)

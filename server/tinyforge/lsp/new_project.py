@@ -1,7 +1,10 @@
-"""Code actions: create a project from a `# tinyml: <request>` comment, and model fixes."""
+"""A new project from a sentence: the `tinyforge.plan` and `tinyforge.newProject` commands, and
+the code action on a `# tinyml: <request>` comment (or a selection) that creates the project's
+files as an edit the user previews."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -9,6 +12,8 @@ from typing import Any
 from lsprotocol import types as lsp
 
 from tinyforge.errors import TinyForgeError
+from tinyforge.lsp.analyses import DocumentAnalysis
+from tinyforge.lsp.arguments import Notices, folder_argument
 from tinyforge.lsp.documents import doc_path
 from tinyforge.lsp.server import TinyForgeServer
 
@@ -16,6 +21,55 @@ from tinyforge.lsp.server import TinyForgeServer
 # over a long run of spaces (a 30,000-character line held the server for seconds).
 REQUEST_COMMENT = re.compile(r"#\s*tinyml\s*:(?P<request>.*)", re.IGNORECASE)
 CREATE_TITLE = "Create TinyML project from this request"
+
+
+def register(server: TinyForgeServer) -> None:
+    server.features.code_actions.append(create_project_actions)
+
+    # A worker thread: with the Claude planner these wait on the network, and the server must
+    # keep answering meanwhile. The notices say e.g. that no key was set and it planned offline.
+    @server.command("tinyforge.plan")
+    async def plan(
+        ls: TinyForgeServer, notices: Notices, request: str = "", board: str = ""
+    ) -> dict[str, Any]:
+        from tinyforge import pipeline
+
+        spec = await asyncio.to_thread(
+            pipeline.plan, request, board=board or None, **_planner(ls, notices)
+        )
+        return {"ok": True, "spec": spec.model_dump(mode="json"), "notices": list(notices)}
+
+    @server.command("tinyforge.newProject")
+    async def new_project(
+        ls: TinyForgeServer, notices: Notices, request: str, folder: str, board: str = ""
+    ) -> dict[str, Any]:
+        """A model Claude designs comes as an edit of train.py the editor previews before it is
+        used (lsp/preview.py)."""
+        from tinyforge import pipeline
+        from tinyforge.lsp.preview import offer_proposal
+
+        target = folder_argument(ls, folder)
+        spec, written = await asyncio.to_thread(
+            pipeline.new_project, request, target, board=board or None, **_planner(ls, notices)
+        )
+        answer = {
+            "ok": True,
+            "spec": spec.model_dump(mode="json"),
+            "written": written.written,
+            "notices": list(notices),
+        }
+        return await offer_proposal(ls, target, answer)
+
+
+def _planner(server: TinyForgeServer, notices: Notices) -> dict[str, Any]:
+    """The planner the settings choose, and where it says what it did instead."""
+    settings = server.settings
+    return {
+        "default_board": settings.board,
+        "planner": settings.planner,
+        "planner_options": settings.planner_options(),
+        "notices": notices,
+    }
 
 
 def request_at(text: str, rng: lsp.Range) -> tuple[str, bool] | None:
@@ -80,67 +134,23 @@ def create_project_edit(
     return workspace_edit(folder, edits), folder
 
 
-def code_actions(server: TinyForgeServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
-    document = server.workspace.get_text_document(params.text_document.uri)
-    actions: list[lsp.CodeAction] = []
-    found = request_at(document.source, params.range)
-    if found:
-        request, explicit = found
-        try:
-            # Always the offline planner here: editors ask for code actions on every cursor
-            # move, and a network round trip (and its cost) per request is not acceptable.
-            # The tinyforge.newProject command uses the configured planner.
-            edit, folder = create_project_edit(
-                request, document.uri, server.settings.board, "offline"
-            )
-            actions.append(
-                lsp.CodeAction(
-                    title=f"{CREATE_TITLE} (in {folder.name}/)",
-                    kind=lsp.CodeActionKind.RefactorRewrite,
-                    edit=edit,
-                )
-            )
-        except TinyForgeError as exc:
-            # Any selection might be a request; only an explicit one deserves the reason it failed.
-            if not explicit:
-                return actions + _model_actions(server, document, params)
-            actions.append(
-                lsp.CodeAction(
-                    title=f"{CREATE_TITLE}: {exc}",
-                    kind=lsp.CodeActionKind.RefactorRewrite,
-                    disabled=lsp.CodeActionDisabled(reason=str(exc)),
-                )
-            )
-    return actions + _model_actions(server, document, params)
-
-
-def _model_actions(
-    server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
+def create_project_actions(
+    server: TinyForgeServer, analysis: DocumentAnalysis, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
-    from tinyforge.lsp.data import data_code_actions
-    from tinyforge.lsp.firmware import firmware_code_actions
-    from tinyforge.lsp.fit import fit_code_actions
-    from tinyforge.lsp.model_checks import model_code_actions
-    from tinyforge.lsp.onnx_convert import onnx_export_actions
-
-    # Fixes for the model script's estimates, and for a PlatformIO build's memory overflow;
-    # converting what a `torch.onnx.export(...)` call writes.
-    return (
-        model_code_actions(server, document, params)
-        + firmware_code_actions(server, params)
-        + onnx_export_actions(server, document, params)
-        + fit_code_actions(server, document, params)
-        # tinyforge.toml naming a class the dataset lacks: take the data's labels.
-        + data_code_actions(document, params)
-    )
-
-
-def register(server: TinyForgeServer) -> None:
-    @server.feature(
-        lsp.TEXT_DOCUMENT_CODE_ACTION,
-        lsp.CodeActionOptions(
-            code_action_kinds=[lsp.CodeActionKind.QuickFix, lsp.CodeActionKind.RefactorRewrite]
-        ),
-    )
-    def on_code_action(ls: TinyForgeServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
-        return code_actions(ls, params)
+    found = request_at(analysis.text, params.range)
+    if not found:
+        return []
+    request, explicit = found
+    kind = lsp.CodeActionKind.RefactorRewrite
+    try:
+        # Always the offline planner here: editors ask for code actions on every cursor
+        # move, and a network round trip (and its cost) per request is not acceptable.
+        # The tinyforge.newProject command uses the configured planner.
+        edit, folder = create_project_edit(request, analysis.uri, server.settings.board, "offline")
+    except TinyForgeError as exc:
+        # Any selection might be a request; only an explicit one deserves the reason it failed.
+        if not explicit:
+            return []
+        disabled = lsp.CodeActionDisabled(reason=str(exc))
+        return [lsp.CodeAction(title=f"{CREATE_TITLE}: {exc}", kind=kind, disabled=disabled)]
+    return [lsp.CodeAction(title=f"{CREATE_TITLE} (in {folder.name}/)", kind=kind, edit=edit)]

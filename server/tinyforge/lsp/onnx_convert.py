@@ -16,11 +16,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 from lsprotocol import types as lsp
-from pygls.uris import from_fs_path
 
 from tinyforge.errors import TinyForgeError
-from tinyforge.lsp.documents import doc_path
+from tinyforge.lsp.analyses import DocumentAnalysis
+from tinyforge.lsp.arguments import path_argument
+from tinyforge.lsp.documents import doc_path, file_uri
+from tinyforge.lsp.progress import Work, long_job
 from tinyforge.lsp.server import TinyForgeServer
 
 CONVERT_TITLE = "Convert {name} to int8 TFLite Micro"
@@ -31,26 +34,52 @@ _EXPORT_LINE = re.compile(
 )
 
 
+@attrs.define(frozen=True)
+class ConvertOptions:
+    """Each optional: the board (else the project's or the setting's), the project folder
+    (default `<stem>_tinyml` beside the file), the calibration data (a .npy, an image folder
+    or a project) and the input shape (e.g. [1, 3, 96, 96])."""
+
+    board: str | None = None
+    out: str | None = None
+    calibration: str | None = None
+    input_shape: list[int] | None = attrs.field(default=None, alias="inputShape")
+
+
+DEFAULTS = ConvertOptions()
+
+
+def register(server: TinyForgeServer) -> None:
+    server.features.code_actions.append(onnx_export_actions)
+
+    @server.command("tinyforge.convertFile")
+    async def convert_file_command(
+        ls: TinyForgeServer, model: str = "", options: ConvertOptions = DEFAULTS
+    ) -> dict[str, Any]:
+        """An .onnx file → a verified int8 TFLite Micro project."""
+        return await convert_file(ls, model, options)
+
+
+async def convert_file(
+    server: TinyForgeServer, model: str, options: ConvertOptions
+) -> dict[str, Any]:
+    """tinyforge.convertFile, and tinyforge.convert given an .onnx file."""
+    work = convert_file_work(server, model, options)
+    return await long_job(server, "TinyForge: converting ONNX", work)
+
+
 # --- the command ------------------------------------------------------------------------------
 
 
-def _path(arg: Any) -> Path | None:
-    if not isinstance(arg, str) or not arg:
-        return None
-    return doc_path(arg) if arg.startswith("file:") else Path(arg)
-
-
-def is_onnx_file(arg: Any) -> bool:
-    path = _path(arg)
+def is_onnx_file(value: str) -> bool:
+    path = path_argument(value)
     return path is not None and path.suffix.lower() == ".onnx" and path.is_file()
 
 
-def _board(server: TinyForgeServer, model: Path, options: dict[str, Any]) -> str:
-    if isinstance(options.get("board"), str) and options["board"]:
-        return str(options["board"])
-    from tinyforge.project import load_context
-
-    context = load_context(model, server.settings.board)
+def _board(server: TinyForgeServer, model: Path, options: ConvertOptions) -> str:
+    if options.board:
+        return options.board
+    context = server.projects.context_of(model, server.settings.board)
     if context.board is not None:
         return context.board.id
     raise TinyForgeError(
@@ -61,30 +90,23 @@ def _board(server: TinyForgeServer, model: Path, options: dict[str, Any]) -> str
 
 def default_out(model: Path) -> Path:
     """A project folder beside the model that holds nothing yet (never over a user's files)."""
-    from tinyforge.lsp.actions import free_folder
+    from tinyforge.lsp.new_project import free_folder
 
     name = re.sub(r"[^A-Za-z0-9_\-]", "_", model.stem) or "model"
     return free_folder(model.parent, f"{name}_tinyml")
 
 
-def convert_file_work(server: TinyForgeServer, args: list[Any]) -> Any:
-    """(progress, cancel) → result dict, for `long_job`; TinyForgeError for bad arguments.
-
-    Arguments: the .onnx file (path or URI), then optionally an options object with `board`,
-    `out` (the project folder; default `<stem>_tinyml` beside the file), `calibration` (a .npy,
-    an image folder or a project) and `inputShape` (e.g. [1, 3, 96, 96]).
-    """
-    model = _path(args[0]) if args else None
+def convert_file_work(server: TinyForgeServer, file: str, options: ConvertOptions) -> Work:
+    """The conversion as long_job's work; a TinyForgeError now for bad arguments."""
+    model = path_argument(file)
     if model is None:
         raise TinyForgeError("Give the .onnx file to convert as the command's first argument.")
     if model.suffix.lower() != ".onnx":
         raise TinyForgeError(f"{model.name} is not an .onnx file.")
-    options = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
     board = _board(server, model, options)
-    out = _path(options.get("out")) or default_out(model)
-    calibration = _path(options.get("calibration"))
-    shape = options.get("inputShape")
-    input_shape = [int(d) for d in shape] if isinstance(shape, list) and shape else None
+    out = path_argument(options.out or "") or default_out(model)
+    calibration = path_argument(options.calibration or "")
+    input_shape = list(options.input_shape) if options.input_shape else None
 
     def work(progress: Any, cancel: threading.Event) -> dict[str, Any]:
         from tinyforge.convert.onnx import convert_onnx
@@ -183,17 +205,17 @@ def _resolve(server: TinyForgeServer, document_path: Path | None, relative: str)
 
 
 def onnx_export_actions(
-    server: TinyForgeServer, document: Any, params: lsp.CodeActionParams
+    server: TinyForgeServer, analysis: DocumentAnalysis, params: lsp.CodeActionParams
 ) -> list[lsp.CodeAction]:
-    if "onnx" not in document.source:
+    if "onnx" not in analysis.text:
         return []
     first, last = params.range.start.line, params.range.end.line
-    document_path = doc_path(document.uri)
     actions = []
-    for start, end, relative in _export_calls(document.source):
+    calls = analysis.part("onnx exports", lambda: _export_calls(analysis.text))
+    for start, end, relative in calls:
         if end < first or start > last:
             continue
-        target = _resolve(server, document_path, relative)
+        target = _resolve(server, analysis.path, relative)
         title = CONVERT_TITLE.format(name=target.name)
         if not target.is_file():
             reason = f"{relative} does not exist yet: run the script to export it first."
@@ -205,7 +227,7 @@ def onnx_export_actions(
                 )
             )
             continue
-        uri = from_fs_path(str(target)) or str(target)
+        uri = file_uri(target)
         actions.append(
             lsp.CodeAction(
                 title=title,

@@ -19,8 +19,8 @@ from typing import Any
 
 from lsprotocol import types as lsp
 from lsprotocol.converters import get_converter
-from pygls.uris import from_fs_path
 
+from tinyforge.lsp.documents import file_uri, open_text
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.repair.fixes import FileEdit, end_of
 
@@ -39,16 +39,12 @@ class Confirmation:
     description: str
 
 
-def file_uri(path: Path) -> str:
-    return from_fs_path(str(path)) or path.as_uri()
-
-
 def current_text(server: TinyForgeServer, path: Path) -> str | None:
     """The editor's buffer when the file is open (unsaved edits included), else the file on
     disk; None when there is neither."""
-    uri = file_uri(path)
-    if uri in server.workspace.text_documents:
-        return server.workspace.get_text_document(uri).source
+    text = open_text(server, path)
+    if text is not None:
+        return text
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
@@ -132,12 +128,12 @@ def can_preview(server: TinyForgeServer) -> bool:
 
 
 async def offer_edit(
-    server: TinyForgeServer, result: dict[str, Any], raw: dict[str, Any]
+    server: TinyForgeServer, result: dict[str, Any], *, apply: bool = True
 ) -> dict[str, Any]:
-    """Ask the editor to preview and apply `result["edit"]` (unless `{"apply": false}`);
+    """Ask the editor to preview and apply `result["edit"]` (unless not to `apply` it);
     `result["applied"]` then says whether the user accepted it. A client that cannot preview
     gets the result as it is: the edit is in it, for the client to apply."""
-    if not result.get("edit") or raw.get("apply") is False or not can_preview(server):
+    if not result.get("edit") or not apply or not can_preview(server):
         return result
     edit = get_converter().structure(result["edit"], lsp.WorkspaceEdit)
     try:
@@ -182,7 +178,7 @@ async def offer_proposal(
         project, [FileEdit(TRAIN_SCRIPT, current, pending.proposed)], confirm=PROPOSAL
     )
     answer.update(edit=get_converter().unstructure(edit), label=PROPOSAL_LABEL, diff=pending.diff())
-    answer = await offer_edit(server, answer, {})
+    answer = await offer_edit(server, answer)
     notices = answer.setdefault("notices", [])
     if "applied" in answer and "apply_error" not in answer:
         pipeline.discard_proposal(project)  # the user answered: in the buffer, or declined

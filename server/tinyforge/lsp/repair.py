@@ -6,14 +6,25 @@ Nothing is written by the server: the client applies the edit of the fix the use
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from lsprotocol.converters import get_converter
 
+from tinyforge.lsp.arguments import folder_argument
 from tinyforge.lsp.preview import workspace_edit
-from tinyforge.lsp.server import Settings
+from tinyforge.lsp.server import TinyForgeServer
+from tinyforge.lsp.settings import Settings
 from tinyforge.repair import propose_fixes
+
+
+def register(server: TinyForgeServer) -> None:
+    @server.command("tinyforge.repair")
+    async def repair(ls: TinyForgeServer, project: str = "") -> dict[str, Any]:
+        """Fixes for the project's last failure, each with a WorkspaceEdit to apply."""
+        result = await asyncio.to_thread(repair_project, folder_argument(ls, project), ls.settings)
+        return {"ok": True, **result}
 
 
 def repair_project(project: Path, settings: Settings) -> dict[str, Any]:
