@@ -51,6 +51,9 @@ def typed_command(
         for param in params:
             if hints.get(param.name) is Notices:
                 values.append(notices)
+            elif param.kind is inspect.Parameter.VAR_POSITIONAL:  # the rest, as sent
+                values += given
+                given = []
             elif given and given[0] is not None:
                 values.append(
                     _convert(name, param.name, given.pop(0), hints[param.name], converter)
