@@ -28,7 +28,7 @@ from tinyforge.device.report import DeviceReport
 from tinyforge.errors import TinyForgeError
 from tinyforge.lsp.analyses import DocumentAnalysis
 from tinyforge.lsp.arguments import project_argument
-from tinyforge.lsp.documents import doc_path, file_uri, find_key_line, line_range, open_text
+from tinyforge.lsp.documents import doc_path, file_uri, find_key_line, line_range, text_of
 from tinyforge.lsp.progress import long_job
 from tinyforge.lsp.server import TinyForgeServer
 from tinyforge.progress import Progress
@@ -246,16 +246,6 @@ def main_device_diagnostics(project: Path, text: str) -> list[lsp.Diagnostic]:
     return found
 
 
-def _read(server: TinyForgeServer, path: Path) -> str:
-    text = open_text(server, path)
-    if text is not None:
-        return text
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
 def _project_of_main(uri: str) -> Path | None:
     path = doc_path(uri)
     if path is None or path.name != MAIN_CPP.name or path.parent.name != MAIN_CPP.parent.name:
@@ -270,7 +260,7 @@ def update_main(server: TinyForgeServer, uri: str) -> bool:
     if project is None:
         return False
     main = project / MAIN_CPP
-    found = main_device_diagnostics(project, _read(server, main)) if main.is_file() else []
+    found = main_device_diagnostics(project, text_of(server, main)) if main.is_file() else []
     if not found and uri not in server.diagnostics.uris(STORE):
         return False
     server.diagnostics.put(STORE, uri, found)

@@ -57,6 +57,17 @@ def open_text(server: LanguageServer, path: Path) -> str | None:
     return document.source if document is not None else None
 
 
+def text_of(server: LanguageServer, path: Path) -> str:
+    """The editor's buffer of `path` when it is open, else the file ("" when there is none)."""
+    text = open_text(server, path)
+    if text is not None:
+        return text
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def line_range(line: int, text_line: str = "", start: int = 0, end: int | None = None) -> lsp.Range:
     stop = len(text_line.rstrip("\r\n")) if end is None else end
     return lsp.Range(

@@ -24,7 +24,7 @@ from lsprotocol import types as lsp
 from tinyforge.errors import TinyForgeError
 from tinyforge.lsp.analyses import DocumentAnalysis
 from tinyforge.lsp.arguments import folder_argument
-from tinyforge.lsp.documents import file_uri, find_key_line, line_range, open_text
+from tinyforge.lsp.documents import file_uri, find_key_line, line_range, text_of
 from tinyforge.lsp.preview import workspace_edit
 from tinyforge.lsp.progress import long_job
 from tinyforge.lsp.server import TinyForgeServer
@@ -86,19 +86,9 @@ def register(server: TinyForgeServer) -> None:
         return await asyncio.to_thread(monitor, folder_argument(ls, project), options)
 
 
-def _text(server: TinyForgeServer, path: Path) -> str:
-    text = open_text(server, path)
-    if text is not None:
-        return text
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
 def _problem_range(server: TinyForgeServer, problem: dict[str, Any], env: str) -> lsp.Range:
     path = Path(problem["file"])
-    lines = _text(server, path).splitlines() or [""]
+    lines = text_of(server, path).splitlines() or [""]
     if problem.get("anchor") == "board":
         number = find_key_line(lines, "board", f"env:{env}")
         number = number if number is not None else (find_key_line(lines, "board") or 0)
@@ -155,7 +145,7 @@ def _line_edit(
 ) -> lsp.WorkspaceEdit:
     """`path`'s text (the editor's buffer when open) with whole lines replaced (line breaks
     kept) and/or `insert`'s text put before a line, as every fix reaches the editor."""
-    text = _text(server, path)
+    text = text_of(server, path)
     lines = split_lines(text)
     for number, new in (replace or {}).items():
         body = lines[number].rstrip("\r\n")
@@ -173,7 +163,7 @@ def _heap_action(
 ) -> lsp.CodeAction | None:
     from tinyforge.generate.firmware import ARENA_HEAP_MACRO
 
-    lines = _text(server, ini).splitlines()
+    lines = text_of(server, ini).splitlines()
     flag = f"-D{ARENA_HEAP_MACRO}=1"
     if any(flag in line for line in lines):
         return None
@@ -206,7 +196,7 @@ def _board_actions(
         board = get_board(board_id)
         size = board.ram_bytes if what == "RAM" else board.flash_bytes
         if spec.is_file():
-            lines = _text(server, spec).splitlines()
+            lines = text_of(server, spec).splitlines()
             number = find_key_line(lines, "board")
             if number is None:
                 continue
@@ -216,7 +206,7 @@ def _board_actions(
                 "tinyforge.toml, then rebuild"
             )
         else:
-            lines = _text(server, ini).splitlines()
+            lines = text_of(server, ini).splitlines()
             number = find_key_line(lines, "board", f"env:{env}")
             if number is None:
                 continue
@@ -242,7 +232,7 @@ def _shrink_action(
     if not spec.is_file() or not over:
         return None
     key = "ram_bytes" if data.get("resource") == "ram" else "flash_bytes"
-    lines = _text(server, spec).splitlines()
+    lines = text_of(server, spec).splitlines()
     number = find_key_line(lines, key, "budget")
     if number is None:
         return None
@@ -291,7 +281,7 @@ def firmware_code_actions(
 def _env_of(server: TinyForgeServer, ini: Path, line: int) -> str:
     """The `[env:NAME]` section that contains `line`."""
     name = ""
-    for number, text in enumerate(_text(server, ini).splitlines()):
+    for number, text in enumerate(text_of(server, ini).splitlines()):
         if number > line:
             break
         m = re.match(r"^\s*\[env:([^\]]+)\]", text)
