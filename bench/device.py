@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tinyforge import pipeline  # noqa: E402
-from tinyforge.device import verify_project  # noqa: E402
 from tinyforge.device.cache import compiler_version  # noqa: E402
 from tinyforge.device.report import DeviceReport  # noqa: E402
+from tinyforge.device.verify import verify_project  # noqa: E402
 
 KIT = REPO.parent / "shared" / "vendor" / "tflm-cortex-m"
 FRUIT = REPO.parent / "shared" / "data" / "seed-fruit-rgb" / "fruit_data.csv"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
 
 from tinyforge.errors import TinyForgeError
 
@@ -60,6 +60,15 @@ def resolve_key(api_key: str | None = None) -> str | None:
     return key or None
 
 
+class SessionOptions(TypedDict, total=False):
+    """How to reach Claude; what the planner, the repairer and their session take."""
+
+    api_key: str | None  # else ANTHROPIC_API_KEY
+    model: str | None  # else TINYFORGE_CLAUDE_MODEL, else DEFAULT_MODEL
+    http_client: httpx2.Client | None  # the SDK's HTTP hook (tests replay recorded answers)
+    max_retries: int
+
+
 @dataclass
 class ToolReply:
     """The forced tool call's input, and what it takes to continue the conversation."""
@@ -68,22 +77,24 @@ class ToolReply:
     tool_use_id: str
     assistant_content: list[dict[str, Any]]
 
+    def rejected(self, why: str) -> list[dict[str, Any]]:
+        """The turns that hand this call back to Claude as failed, saying why: the messages to
+        append before asking again."""
+        result = {"type": "tool_result", "tool_use_id": self.tool_use_id, "is_error": True}
+        return [
+            {"role": "assistant", "content": self.assistant_content},
+            {"role": "user", "content": [{**result, "content": why}]},
+        ]
+
 
 class ClaudeSession:
     """One configured SDK client; `ask_tool` makes Claude fill one tool's input schema."""
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        model: str | None = None,
-        http_client: httpx2.Client | None = None,
-        max_retries: int = MAX_RETRIES,
-    ) -> None:
-        self.model = resolve_model(model)
-        self._key = resolve_key(api_key)
-        self._http_client = http_client
-        self._max_retries = max_retries
+    def __init__(self, **options: Unpack[SessionOptions]) -> None:
+        self.model = resolve_model(options.get("model"))
+        self._key = resolve_key(options.get("api_key"))
+        self._http_client = options.get("http_client")
+        self._max_retries = options.get("max_retries", MAX_RETRIES)
         self._client: anthropic.Anthropic | None = None
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a log of objects

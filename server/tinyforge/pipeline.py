@@ -469,7 +469,7 @@ def _on_device(
     verified: Verified,
 ) -> DeviceReport | DeviceNotMeasured:
     """The device section of report.json: measured figures, or why there are none."""
-    from tinyforge.device import device_unavailable_reason, verify_project
+    from tinyforge.device.verify import device_unavailable_reason, verify_project
 
     if not options.enabled:
         return DeviceNotMeasured(reason="skipped (--no-device).")
@@ -515,7 +515,7 @@ def verify_on_device(
     The device section and the verdict (now on measured figures) are written back into the
     project's report.json; the updated report is returned.
     """
-    from tinyforge.device import DEFAULT_SAMPLES, verify_project
+    from tinyforge.device.verify import DEFAULT_SAMPLES, verify_project
 
     project_dir = Path(project_dir).resolve()
     spec = ProjectSpec.load(project_dir)

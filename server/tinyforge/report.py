@@ -55,7 +55,11 @@ class Contract(BaseModel):
 
     # populate_by_name: fields whose JSON key is a Python keyword or type (`float`) take both.
     # validate_assignment: `report.device = {...}` stores the model, not the dict.
-    model_config = ConfigDict(extra="allow", populate_by_name=True, validate_assignment=True)
+    # defer_build: a model's validator is built when first used, not when the language server
+    # imports this module at start.
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, validate_assignment=True, defer_build=True
+    )
 
 
 class Sparse(Contract):
@@ -415,6 +419,23 @@ class InspectReport(MemoryFigures):
     problems: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     seconds: dict[str, float] = Field(default_factory=dict)
+
+    @classmethod
+    def unmeasured(cls, **fields: Any) -> InspectReport:
+        """A report with `fields`, and the figures every inspect writes null until known."""
+        return cls(**{**dict.fromkeys(_INSPECT_FIGURES), **fields})
+
+
+# What `inspect --json` always holds, a .tflite's and an .onnx's alike (null: not known).
+_INSPECT_FIGURES = (
+    "unsupported_ops",
+    "arena_bytes",
+    "arena_bytes_recorded",
+    "arena_bytes_estimate",
+    "arena_bytes_target",
+    "arena_bytes_target_estimate",
+    "arena_floor_bytes",
+)
 
 
 # --- the editor ------------------------------------------------------------------------------

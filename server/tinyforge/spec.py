@@ -38,7 +38,8 @@ class Quantization(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    # defer_build: validators are built on first use, not when the language server starts.
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, defer_build=True)
 
 
 class Dataset(_Strict):

@@ -37,6 +37,25 @@ def test_no_heavy_imports_on_startup_or_analysis() -> None:
     assert figures["heavy"] == []
 
 
+# What a document's analysis does not need either: these load when a command first needs them.
+START_PROBE = """
+import json, sys
+from tinyforge.lsp.server import create_server
+create_server()
+print(json.dumps(sorted(sys.modules)))
+"""
+LATER = {"numpy", "jinja2", "tinyforge.pipeline", "tinyforge.plan", "tinyforge.device.verify"}
+
+
+def test_the_server_starts_without_the_pipeline_numpy_or_the_templates() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", START_PROBE], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "tinyforge.lsp.model_checks" in loaded  # the probe saw the features registered
+    assert LATER & loaded == set()
+
+
 def test_tinyforge_lsp_subcommand_speaks_lsp() -> None:
     body = json.dumps(
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}

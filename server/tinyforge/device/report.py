@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class _Section(BaseModel):
     # Keys a newer or older TinyForge wrote stay in report.json when it is read and rewritten.
-    model_config = ConfigDict(extra="allow")
+    # defer_build: built on first use, not when the language server starts.
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class TflmInfo(_Section):

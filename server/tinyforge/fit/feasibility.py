@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinyforge.boards import Board
-from tinyforge.check import check_budget, kb
+from tinyforge.check import Verdict, check_budget, kb
 from tinyforge.fit.space import Candidate
 from tinyforge.memory.keras_estimate import KerasEstimateError, estimate_from_description
 from tinyforge.memory.keras_source import find_models
@@ -29,6 +29,16 @@ class Target:
     ram_for_model: int | None = None  # the tensor arena on the 32-bit target (--budget-ram)
     flash_for_model: int | None = None  # the .tflite model (--budget-flash)
 
+    def firmware_verdict(self, *, arena_target: int, model_bytes: int, ops: list[str]) -> Verdict:
+        """The whole firmware's figures against the project's budget (check's own verdict)."""
+        return check_budget(
+            board=self.board,
+            budget=self.budget,
+            model_bytes=model_bytes,
+            arena_bytes_target=arena_target,
+            ops=ops,
+        )
+
     def violations(self, *, arena_target: int, model_bytes: int, ops: list[str]) -> list[str]:
         """Why these figures do not fit, one sentence each; empty when they do."""
         reasons = []
@@ -42,13 +52,7 @@ class Target:
                 f"model {kb(model_bytes)} exceeds the {kb(self.flash_for_model)} flash budget "
                 "for the model"
             )
-        verdict = check_budget(
-            board=self.board,
-            budget=self.budget,
-            model_bytes=model_bytes,
-            arena_bytes_target=arena_target,
-            ops=ops,
-        )
+        verdict = self.firmware_verdict(arena_target=arena_target, model_bytes=model_bytes, ops=ops)
         reasons += [v.message for v in verdict.violations]
         return reasons
 
@@ -56,13 +60,7 @@ class Target:
         self, *, arena_target: int, model_bytes: int, ops: list[str]
     ) -> dict[str, float]:
         """Optuna's constraint values (≤ 0 is satisfied), in KB so they are comparable."""
-        verdict = check_budget(
-            board=self.board,
-            budget=self.budget,
-            model_bytes=model_bytes,
-            arena_bytes_target=arena_target,
-            ops=ops,
-        )
+        verdict = self.firmware_verdict(arena_target=arena_target, model_bytes=model_bytes, ops=ops)
         ram_limit = self.ram_for_model if self.ram_for_model is not None else arena_target
         flash_limit = self.flash_for_model if self.flash_for_model is not None else model_bytes
         return {

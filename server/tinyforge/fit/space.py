@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from tinyforge import datasets
-from tinyforge.generate.architecture import Architecture, Layer, _autoencoder_candidate
+from tinyforge.generate.architecture import (
+    Architecture,
+    Layer,
+    autoencoder_candidate,
+    pool2d,
+    relu_dense,
+    softmax_output,
+    to_vector,
+)
 from tinyforge.spec import DatasetKind, ProjectSpec, Task
 
 # Base filters / units. Wide enough that a tight budget has something to reject.
@@ -116,7 +124,7 @@ class SearchSpace:
                 dense=params["dense"],
             )
         elif self.family == "autoencoder":
-            arch = _autoencoder_candidate(math.prod(shape), params["width"])
+            arch = autoencoder_candidate(math.prod(shape), params["width"])
         else:
             arch = cnn2d(
                 shape,
@@ -175,19 +183,10 @@ def cnn2d(
             arch.layers.append(
                 Layer("Conv2D", code, (ch, cw, filters), 9 * in_ch * filters + filters)
             )
-        if min(ch, cw) >= 2:
-            ch, cw = ch // 2, cw // 2
-            arch.layers.append(Layer("MaxPooling2D", "layers.MaxPooling2D(2)", (ch, cw, filters)))
+        ch, cw = pool2d(arch, ch, cw, filters)
         in_ch = filters
         filters = min(filters * 2, MAX_FILTERS)
-    if ch * cw > 16:
-        arch.layers.append(
-            Layer("GlobalAveragePooling2D", "layers.GlobalAveragePooling2D()", (in_ch,))
-        )
-        flat = in_ch
-    else:
-        flat = ch * cw * in_ch
-        arch.layers.append(Layer("Flatten", "layers.Flatten()", (flat,)))
+    flat = to_vector(arch, ch, cw, in_ch)
     _head(arch, flat, classes, dense)
     if stem_stride > 1:
         arch.notes.append(f"first convolution uses stride {stem_stride} to save RAM")
@@ -229,44 +228,19 @@ def mlp(features: int, classes: int, width: int, depth: int) -> Architecture:
     arch.layers.append(Layer("Normalization", "normalizer", (features,), params=2 * features))
     previous, units = features, width
     for _ in range(depth):
-        arch.layers.append(
-            Layer(
-                "Dense",
-                f'layers.Dense({units}, activation="relu")',
-                (units,),
-                previous * units + units,
-            )
-        )
+        arch.layers.append(relu_dense(previous, units))
         previous, units = units, max(4, units // 2)
-    arch.layers.append(
-        Layer(
-            "Dense",
-            'layers.Dense(num_classes, activation="softmax")',
-            (classes,),
-            previous * classes + classes,
-        )
-    )
+    arch.layers.append(softmax_output(previous, classes))
     return arch
 
 
 def _head(arch: Architecture, flat: int, classes: int, dense: int, dropout: bool = True) -> None:
     if dense:
-        arch.layers.append(
-            Layer(
-                "Dense", f'layers.Dense({dense}, activation="relu")', (dense,), flat * dense + dense
-            )
-        )
+        arch.layers.append(relu_dense(flat, dense))
         flat = dense
     if dropout:
         arch.layers.append(Layer("Dropout", "layers.Dropout(0.25)", (flat,)))
-    arch.layers.append(
-        Layer(
-            "Dense",
-            'layers.Dense(num_classes, activation="softmax")',
-            (classes,),
-            flat * classes + classes,
-        )
-    )
+    arch.layers.append(softmax_output(flat, classes))
 
 
 # -- the space of a project -------------------------------------------------------------------

@@ -9,8 +9,7 @@ import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from tinyforge.boards import Board, get_board
 from tinyforge.generate import firmware
@@ -24,6 +23,9 @@ from tinyforge.generate.files import WriteResult, write_generated
 from tinyforge.generate.render_cpp import cpp_comment, cpp_string
 from tinyforge.generate.render_python import ini_value, py_comment, py_docstring, py_literal
 from tinyforge.spec import SPEC_FILENAME, DatasetKind, ProjectSpec, Task
+
+if TYPE_CHECKING:
+    import jinja2
 
 ARTIFACTS_DIR = "artifacts"
 TRAIN_SCRIPT = "train.py"
@@ -45,6 +47,9 @@ REPORT_FILE = "report.json"
 
 @cache
 def _env() -> jinja2.Environment:
+    # Imported here: the language server reads this package's names at start, not templates.
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("tinyforge.generate", "templates"),
         keep_trailing_newline=True,

@@ -56,6 +56,41 @@ def _conv_out(size: int, stride: int) -> int:
     return math.ceil(size / stride)
 
 
+def relu_dense(inputs: int, units: int) -> Layer:
+    """A hidden Dense layer of `units`, ReLU, after `inputs` values."""
+    code = f'layers.Dense({units}, activation="relu")'
+    return Layer("Dense", code, (units,), params=inputs * units + units)
+
+
+def softmax_output(inputs: int, classes: int) -> Layer:
+    """The classifier's last layer: a unit per class (the template's num_classes), softmax."""
+    code = 'layers.Dense(num_classes, activation="softmax")'
+    return Layer("Dense", code, (classes,), params=inputs * classes + classes)
+
+
+def pool2d(arch: Architecture, ch: int, cw: int, channels: int) -> tuple[int, int]:
+    """A 2x2 max pooling after a convolution block, while the maps are still 2x2 or more; the
+    maps' size after it."""
+    if min(ch, cw) < 2:
+        return ch, cw
+    ch, cw = ch // 2, cw // 2
+    arch.layers.append(Layer("MaxPooling2D", "layers.MaxPooling2D(2)", (ch, cw, channels)))
+    return ch, cw
+
+
+def to_vector(arch: Architecture, ch: int, cw: int, channels: int) -> int:
+    """Feature maps → the classifier's vector: averaged per channel when more than 16 positions
+    are left (a Flatten would make the Dense layer the model's largest), else flattened; its
+    length."""
+    if ch * cw > 16:
+        arch.layers.append(
+            Layer("GlobalAveragePooling2D", "layers.GlobalAveragePooling2D()", (channels,))
+        )
+        return channels
+    arch.layers.append(Layer("Flatten", "layers.Flatten()", (ch * cw * channels,)))
+    return ch * cw * channels
+
+
 def _image_candidate(
     shape: tuple[int, ...], classes: int, width: int, stem_stride: int
 ) -> Architecture:
@@ -76,28 +111,12 @@ def _image_candidate(
                 params=9 * in_ch * filters + filters,
             )
         )
-        if min(ch, cw) >= 2:
-            ch, cw = ch // 2, cw // 2
-            arch.layers.append(Layer("MaxPooling2D", "layers.MaxPooling2D(2)", (ch, cw, filters)))
+        ch, cw = pool2d(arch, ch, cw, filters)
         in_ch = filters
         filters = min(filters * 2, 128)
-    if ch * cw > 16:
-        arch.layers.append(
-            Layer("GlobalAveragePooling2D", "layers.GlobalAveragePooling2D()", (in_ch,))
-        )
-        flat = in_ch
-    else:
-        flat = ch * cw * in_ch
-        arch.layers.append(Layer("Flatten", "layers.Flatten()", (flat,)))
+    flat = to_vector(arch, ch, cw, in_ch)
     arch.layers.append(Layer("Dropout", "layers.Dropout(0.25)", (flat,)))
-    arch.layers.append(
-        Layer(
-            "Dense",
-            'layers.Dense(num_classes, activation="softmax")',
-            (classes,),
-            params=flat * classes + classes,
-        )
-    )
+    arch.layers.append(softmax_output(flat, classes))
     if stem_stride > 1:
         arch.notes.append(f"first convolution uses stride {stem_stride} to save RAM")
     return arch
@@ -106,41 +125,21 @@ def _image_candidate(
 def _dense_candidate(features: int, classes: int, width: int) -> Architecture:
     arch = Architecture(family="mlp", width=width)
     arch.layers.append(Layer("Normalization", "normalizer", (features,), params=2 * features))
-    arch.layers.append(
-        Layer(
-            "Dense", f'layers.Dense({width}, activation="relu")', (width,), features * width + width
-        )
-    )
+    arch.layers.append(relu_dense(features, width))
     half = max(4, width // 2)
-    arch.layers.append(
-        Layer("Dense", f'layers.Dense({half}, activation="relu")', (half,), width * half + half)
-    )
-    arch.layers.append(
-        Layer(
-            "Dense",
-            'layers.Dense(num_classes, activation="softmax")',
-            (classes,),
-            half * classes + classes,
-        )
-    )
+    arch.layers.append(relu_dense(width, half))
+    arch.layers.append(softmax_output(half, classes))
     return arch
 
 
-def _autoencoder_candidate(features: int, width: int) -> Architecture:
+def autoencoder_candidate(features: int, width: int) -> Architecture:
     """Encoder/decoder hidden layers; the template adds the output and the scoring ops."""
     arch = Architecture(family="autoencoder", width=width)
     bottleneck = max(2, width // 4)
     sizes = [width, bottleneck, width]
     previous = features
     for units in sizes:
-        arch.layers.append(
-            Layer(
-                "Dense",
-                f'layers.Dense({units}, activation="relu")',
-                (units,),
-                previous * units + units,
-            )
-        )
+        arch.layers.append(relu_dense(previous, units))
         previous = units
     # Reconstruction, error, square and mean: counted for sizing, written by the template.
     arch.layers.append(Layer("Reconstruction", "", (features,), previous * features + features))
@@ -191,7 +190,7 @@ def choose_architecture(
     candidates: list[Architecture]
     if spec.task is Task.ANOMALY_DETECTION:
         features = math.prod(shape)
-        candidates = [_autoencoder_candidate(features, w) for w in (64, 32, 16, 8)]
+        candidates = [autoencoder_candidate(features, w) for w in (64, 32, 16, 8)]
     elif len(shape) == 3 and spec.task is Task.KEYWORD_SPOTTING:
         widths: list[int] = [32, 24, 16, 12, 8, 6, 4]
         candidates = [_image_candidate(shape, num_classes, w, 1) for w in widths]

@@ -11,9 +11,11 @@ analysis that publishes the diagnostics, or a hover, lens or code action that ca
 It stays the document's analysis while its version and what else it read (the editor's
 settings, the project's files) are unchanged.
 
-The diagnostics are computed a short delay after a document's last change, in a worker
-thread, with at most one analysis per document at a time; a newer version supersedes the
-pending or running one, whose result is dropped, never published over the newer version's.
+The diagnostics are computed in a worker thread, with at most one analysis per document at a
+time: a change to an idle document at once (a lone edit gets its diagnostics in milliseconds),
+changes that come while one is pending or running a short delay after the last of them (a burst
+of keystrokes is analysed once or twice, not per key). A newer version supersedes the pending or
+running one, whose result is dropped, never published over the newer version's.
 
 With the client's trace on (`$/setTrace`, or `trace` at initialize: VS Code's
 `tinyforge.trace.server`), `$/logTrace` says "new analysis of <uri> v<n>" when a version gets
@@ -42,6 +44,10 @@ from tinyforge.project import ProjectContext
 
 # Long enough to skip the versions of a word being typed, short enough to feel immediate.
 DEBOUNCE_SECONDS = 0.2
+# A change to an idle document waits this long only: enough for the changes already on their
+# way (a burst arrives as messages read back to back) to find it pending and join the
+# debounce, far below what anyone notices.
+LEADING_SECONDS = 0.001
 # Documents analysed at once: enough that one slow document delays no other; more would only
 # share the same cores (and the GIL).
 WORKERS = 4
@@ -161,12 +167,15 @@ class Analyses:
         return kept
 
     def schedule(self, uri: str, delay: float | None = None) -> None:
-        """Analyse `uri` after `delay` (the debounce when None), superseding earlier requests."""
+        """Analyse `uri` after `delay`, superseding earlier requests. A change (`delay` None)
+        to a document with no analysis pending or running is analysed at once; one that
+        comes while another waits or runs waits for a pause in the changes (the debounce)."""
         slot = self._slots.setdefault(uri, _Slot())
         slot.generation += 1
+        busy = slot.timer is not None or slot.running
         if slot.timer is not None:
             slot.timer.cancel()
-        wait = self.delay if delay is None else delay
+        wait = (self.delay if busy else LEADING_SECONDS) if delay is None else delay
         slot.timer = asyncio.get_running_loop().call_later(wait, self._start, uri, slot)
 
     def forget(self, uri: str) -> None:

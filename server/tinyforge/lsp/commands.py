@@ -20,8 +20,8 @@ from tinyforge.lsp.server import TinyForgeServer
 
 
 def register(server: TinyForgeServer) -> None:
-    from tinyforge import pipeline
-
+    # The pipeline (the planner, the templates, the stages' doors) is imported by the first
+    # command that runs it: the server answers `initialize` without it.
     @server.command("tinyforge.boards")
     def boards(ls: TinyForgeServer) -> list[dict[str, Any]]:
         from tinyforge.boards import all_boards
@@ -48,6 +48,8 @@ def register(server: TinyForgeServer) -> None:
 
     @server.command("tinyforge.train")
     async def train(ls: TinyForgeServer, project: str = "") -> dict[str, Any]:
+        from tinyforge import pipeline
+
         root = folder_argument(ls, project)
         return await long_job(
             ls,
@@ -62,6 +64,8 @@ def register(server: TinyForgeServer) -> None:
         """A project's model → int8 TFLite (its report); an .onnx file → a project beside it."""
         if onnx_convert.is_onnx_file(project):
             return await onnx_convert.convert_file(ls, project, options)
+        from tinyforge import pipeline
+
         root = folder_argument(ls, project)
 
         def work(p: LspProgress, c: threading.Event) -> dict[str, Any]:
@@ -76,6 +80,8 @@ def register(server: TinyForgeServer) -> None:
     ) -> dict[str, Any]:
         """Train → convert → verify → PlatformIO project → report; with {"firmware": true},
         `pio run` after a build that fits, its problems published as diagnostics."""
+        from tinyforge import pipeline
+
         root = folder_argument(ls, project)
 
         def work(p: LspProgress, c: threading.Event) -> dict[str, Any]:

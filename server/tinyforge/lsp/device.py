@@ -98,7 +98,7 @@ def verify(
     source) or the firmware does not run, the section says why instead (older figures would
     speak for a firmware that is gone); the error goes on to the editor."""
     from tinyforge import pipeline
-    from tinyforge.device import DeviceUnavailable, TflmSourceError, ToolchainError
+    from tinyforge.device.verify import DeviceUnavailable, TflmSourceError, ToolchainError
     from tinyforge.errors import StageError
 
     try:

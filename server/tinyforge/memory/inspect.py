@@ -227,16 +227,9 @@ def inspect_model(
 def tflite_report(model: TfliteModel, path: Path | None, *, measure: bool = True) -> InspectReport:
     """Report fields of a parsed .tflite model: static estimate, TFLM op check, measurement."""
     static = estimate_model(model)
-    report = InspectReport(
+    report = InspectReport.unmeasured(
         model_bytes=model.model_bytes,
         ops=model.op_counts(),
-        unsupported_ops=None,
-        arena_bytes=None,
-        arena_bytes_recorded=None,
-        arena_bytes_estimate=None,
-        arena_bytes_target=None,
-        arena_bytes_target_estimate=None,
-        arena_floor_bytes=None,
         arena_head_bytes=static.head.head_bytes,
         arena_tail_bytes_estimate=static.host.tail_bytes,
         arena_tail_parts_estimate=static.host.tail_parts,

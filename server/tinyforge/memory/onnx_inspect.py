@@ -167,17 +167,10 @@ def onnx_report(path: Path) -> InspectReport:
                 no_equivalent.append(name)
             continue
         tflite_ops.update(mapped)
-    report = InspectReport(
+    report = InspectReport.unmeasured(
         model_bytes=path.stat().st_size,
         onnx_ops=dict(onnx_ops),
         ops=dict(tflite_ops),
-        unsupported_ops=None,
-        arena_bytes=None,
-        arena_bytes_recorded=None,
-        arena_bytes_estimate=None,
-        arena_bytes_target=None,
-        arena_bytes_target_estimate=None,
-        arena_floor_bytes=None,
         layers=[],
         problems=[],
         notes=[

@@ -18,24 +18,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from pydantic import ValidationError
 
 from tinyforge.boards import Board, all_boards, find_board_mentions, get_board
 from tinyforge.errors import PlanError, StageError, TinyForgeError
-from tinyforge.llm import (
-    MAX_RETRIES,
-    ClaudeReplyError,
-    ClaudeSession,
-    ClaudeUnavailable,
-)
+from tinyforge.llm import ClaudeReplyError, ClaudeSession, ClaudeUnavailable, SessionOptions
 from tinyforge.plan.offline import DEFAULT_BOARD, OfflinePlanner
 from tinyforge.spec import ProjectSpec, describe_validation_error
 
 if TYPE_CHECKING:
-    import httpx2
-
     from tinyforge.check.proposal import ProposalCheck
 
 __all__ = ["MODEL_ROUNDS", "SPEC_ROUNDS", "ClaudePlanner", "ModelProposal"]
@@ -89,16 +82,11 @@ class ClaudePlanner:
     def __init__(
         self,
         *,
-        api_key: str | None = None,
-        model: str | None = None,
-        http_client: httpx2.Client | None = None,
-        max_retries: int = MAX_RETRIES,
         fallback: OfflinePlanner | None = None,
         supported_ops: frozenset[str] | None = None,
+        **session: Unpack[SessionOptions],
     ) -> None:
-        self.session = ClaudeSession(
-            api_key=api_key, model=model, http_client=http_client, max_retries=max_retries
-        )
+        self.session = ClaudeSession(**session)
         self.fallback = fallback or OfflinePlanner()
         self.notices: list[str] = []
         self._supported_ops = supported_ops
@@ -195,21 +183,10 @@ class ClaudePlanner:
             if spec is not None:
                 return spec
             errors = "; ".join(problems)
-            messages += [
-                {"role": "assistant", "content": reply.assistant_content},
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": reply.tool_use_id,
-                            "is_error": True,
-                            "content": f"The spec is invalid: {errors}. Call {SPEC_TOOL} again "
-                            "with every field, corrected.",
-                        }
-                    ],
-                },
-            ]
+            messages += reply.rejected(
+                f"The spec is invalid: {errors}. Call {SPEC_TOOL} again "
+                "with every field, corrected."
+            )
         raise _InvalidReply(
             f"Claude's spec was still invalid after {SPEC_ROUNDS} rounds ({_shorten(errors)})."
         )
@@ -340,22 +317,11 @@ class ClaudePlanner:
                 )
                 return ModelProposal(new_source, function, rationale, check.figures(), round_)
             last = "; ".join(problems)
-            messages += [
-                {"role": "assistant", "content": reply.assistant_content},
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": reply.tool_use_id,
-                            "is_error": True,
-                            "content": "Rejected by TinyForge's static check (nothing was run): "
-                            + "\n".join(f"- {p}" for p in problems)
-                            + f"\nCall {MODEL_TOOL} again with a model that fits.",
-                        }
-                    ],
-                },
-            ]
+            messages += reply.rejected(
+                "Rejected by TinyForge's static check (nothing was run): "
+                + "\n".join(f"- {p}" for p in problems)
+                + f"\nCall {MODEL_TOOL} again with a model that fits."
+            )
         self.notices.append(
             f"Claude's model proposals did not pass the checks in {MODEL_ROUNDS} rounds "
             f"({_shorten(last)}): kept TinyForge's own model sizing."

@@ -10,19 +10,16 @@ rounds; then there is no fix rather than an unchecked one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Unpack
 
 from tinyforge.boards import get_board
 from tinyforge.errors import StageError, TinyForgeError
-from tinyforge.llm import MAX_RETRIES, ClaudeReplyError, ClaudeSession, ClaudeUnavailable
+from tinyforge.llm import ClaudeReplyError, ClaudeSession, ClaudeUnavailable, SessionOptions
 from tinyforge.repair.edits import needs_tflm_library
 from tinyforge.repair.failure import Failure
 from tinyforge.repair.fixes import FileEdit, Fix
 from tinyforge.repair.rules import EDITABLE, INI, TRAIN, Project
 from tinyforge.spec import SPEC_FILENAME, ProjectSpec
-
-if TYPE_CHECKING:
-    import httpx2
 
 REPAIR_TOOL = "propose_fix"
 REPAIR_ROUNDS = 3
@@ -48,15 +45,10 @@ class ClaudeRepairer:
     def __init__(
         self,
         *,
-        api_key: str | None = None,
-        model: str | None = None,
-        http_client: httpx2.Client | None = None,
-        max_retries: int = MAX_RETRIES,
         supported_ops: frozenset[str] | None = None,
+        **session: Unpack[SessionOptions],
     ) -> None:
-        self.session = ClaudeSession(
-            api_key=api_key, model=model, http_client=http_client, max_retries=max_retries
-        )
+        self.session = ClaudeSession(**session)
         self.notices: list[str] = []
         self._supported_ops = supported_ops
 
@@ -101,22 +93,11 @@ class ClaudeRepairer:
                 title = explanation.split(". ")[0].strip().rstrip(".") or "Claude's fix"
                 return Fix("claude", f"Claude: {title[:100]}", explanation, edits)
             last = "; ".join(problems)
-            messages += [
-                {"role": "assistant", "content": reply.assistant_content},
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": reply.tool_use_id,
-                            "is_error": True,
-                            "content": "Rejected by TinyForge's checks (nothing was run):\n"
-                            + "\n".join(f"- {p}" for p in problems)
-                            + f"\nCall {REPAIR_TOOL} again with a fix that passes them.",
-                        }
-                    ],
-                },
-            ]
+            messages += reply.rejected(
+                "Rejected by TinyForge's checks (nothing was run):\n"
+                + "\n".join(f"- {p}" for p in problems)
+                + f"\nCall {REPAIR_TOOL} again with a fix that passes them."
+            )
         self.notices.append(
             f"Claude's fixes did not pass TinyForge's checks in {REPAIR_ROUNDS} rounds "
             f"({' '.join(last.split())[:300]}): no fix proposed."
