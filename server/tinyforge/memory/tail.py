@@ -422,6 +422,37 @@ def _persistent_tensor(arena: _Arena, tensor: TensorInfo, s: StructSizes) -> Non
         )
 
 
+def _head_side(
+    model: TfliteModel, costs: Sequence[OpCost], s: StructSizes, requests: int
+) -> list[tuple[str, int, str, int]]:
+    """Per op, where its Prepare's temporaries and then the scratch-request list end, from the
+    arena start: (label, bytes, label, bytes). The head side does not depend on where the
+    arena ends, so the sixteen replays share it."""
+    side = []
+    request_count = 0
+    for op, cost in zip(model.ops, costs, strict=True):
+        temp = requests
+        for index in cost.temp_tensors:
+            temp = _tensor_temp(temp, model.tensors[index], s)
+        request_count += len(cost.scratch)
+        requests = s.scratch_request * (request_count + MAX_SCRATCH_BUFFERS_PER_OP)
+        side.append(
+            (
+                f"Prepare of op {op.index} ({op.op})",
+                temp,
+                f"scratch requests after op {op.index}",
+                requests,
+            )
+        )
+    return side
+
+
+def _first_requests(s: StructSizes) -> int:
+    """The scratch-request list: a resizable buffer at the head start with room for 12."""
+    request_align = min(s.pointer, 8)
+    return align_up(0, request_align) + s.scratch_request * MAX_SCRATCH_BUFFERS_PER_OP
+
+
 def _replay(
     model: TfliteModel,
     costs: Sequence[OpCost],
@@ -429,6 +460,7 @@ def _replay(
     s: StructSizes,
     end: int,
     extra_tensors: int,
+    head_side: Sequence[tuple[str, int, str, int]],
 ) -> _Arena:
     arena = _Arena(end)
     subgraphs = max(model.subgraph_count, 1)
@@ -436,9 +468,7 @@ def _replay(
     persistent = arena.persistent
     persistent(s.allocator_objects, 8, "allocator objects")
     persistent(s.subgraph_allocations * subgraphs, s.pointer, "allocator objects")
-    # The scratch-request list: a resizable buffer at the head start with room for 12.
-    request_align = min(s.pointer, 8)
-    requests = align_up(0, request_align) + s.scratch_request * MAX_SCRATCH_BUFFERS_PER_OP
+    requests = _first_requests(s)
     arena.need("start of allocation", requests)
     persistent(s.eval_tensor * tensor_count, s.pointer, "TfLiteEvalTensor")
     op_count = len(model.ops) + sum(model.other_subgraph_ops)
@@ -452,18 +482,16 @@ def _replay(
             persistent(size, ARENA_ALIGNMENT, "kernel OpData")
 
     request_count = 0
-    for op, cost in zip(model.ops, costs, strict=True):
-        temp = requests
-        for index in cost.temp_tensors:
-            temp = _tensor_temp(temp, model.tensors[index], s)
+    for cost, (prepare_label, temp, requests_label, requests) in zip(
+        costs, head_side, strict=True
+    ):
         for size in cost.prepare:
             persistent(size, ARENA_ALIGNMENT, "kernel OpData")
         # Conservative: the temporaries are checked against the tail after this op's own
         # Prepare allocations, some of which TFLM makes before its temporaries.
-        arena.need(f"Prepare of op {op.index} ({op.op})", temp)
+        arena.need(prepare_label, temp)
         request_count += len(cost.scratch)
-        requests = s.scratch_request * (request_count + MAX_SCRATCH_BUFFERS_PER_OP)
-        arena.need(f"scratch requests after op {op.index}", requests)
+        arena.need(requests_label, requests)
 
     if request_count:
         # AllocateScratchBufferHandles runs once per subgraph (each time for all requests).
@@ -507,8 +535,9 @@ def simulate_arena(
     smallest_per_residue = []
     aligned: _Arena | None = None
     binding = ""
+    head_side = _head_side(model, costs, structs, _first_requests(structs))
     for residue in range(ARENA_ALIGNMENT):
-        arena = _replay(model, costs, head, structs, residue, extra)
+        arena = _replay(model, costs, head, structs, residue, extra, head_side)
         # Every need is: bytes from the start <= tail address, where the tail address is
         # residue - consumed + 16 k for an arena of residue + 16 k bytes.
         k, label = 0, arena.needs[0][0]
