@@ -62,11 +62,13 @@ vsix: client-setup
 	npm run -s package
 
 # Two workers, as this machine and CI have two cores: the suite takes 15 min instead of 20 here
-# (tests often wait on a child process, an emulator or a Ray node).
+# (tests often wait on a child process, an emulator or a Ray node). Whole files per worker, in
+# collection order (--no-loadscope-reorder: xdist would sort them by their number of tests),
+# which tests/conftest.py starts with the longest files.
 PYTEST_WORKERS ?= 2
 
 test: setup lint client-check editor-test
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: setup
 	$(PY) bench/e2e.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_lsp
@@ -13,16 +14,20 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 SERVER = [sys.executable, "-m", "tinyforge.lsp"]
 
 
+def vscode_session(workspace: Path, options: dict[str, Any] | None = None) -> lsp.InitializeParams:
+    """What VS Code sends at start: its capabilities, `workspace` as the one folder, and the
+    extension's initialization options."""
+    return lsp.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"),
+        root_uri=workspace.as_uri(),
+        workspace_folders=[lsp.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
+        initialization_options=options,
+    )
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def client(lsp_client: LanguageClient, tmp_path: Path):
-    await lsp_client.initialize_session(
-        lsp.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=tmp_path.as_uri(),
-            workspace_folders=[lsp.WorkspaceFolder(uri=tmp_path.as_uri(), name="ws")],
-            initialization_options={"board": "nano33ble"},
-        )
-    )
+    await lsp_client.initialize_session(vscode_session(tmp_path, {"board": "nano33ble"}))
     yield
     await lsp_client.shutdown_session()
 

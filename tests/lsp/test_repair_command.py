@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest_lsp
 from lsprotocol import types as lsp
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
+from tests.lsp.conftest import vscode_session
 from tinyforge import pipeline
 from tinyforge.project import read_platformio_ini
 
@@ -31,12 +32,7 @@ SERVER_ENV = {
 )
 async def client(lsp_client: LanguageClient, tmp_path: Path):
     await lsp_client.initialize_session(
-        lsp.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=tmp_path.as_uri(),
-            workspace_folders=[lsp.WorkspaceFolder(uri=tmp_path.as_uri(), name="ws")],
-            initialization_options={"tinyforge": {"planner": "claude", "anthropicApiKey": KEY}},
-        )
+        vscode_session(tmp_path, {"tinyforge": {"planner": "claude", "anthropicApiKey": KEY}})
     )
     yield
     await lsp_client.shutdown_session()

@@ -15,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest_lsp
 from lsprotocol import types as lsp
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.conftest import REPO
-from tests.lsp.conftest import SERVER, change_doc, open_doc
+from tests.lsp.conftest import SERVER, change_doc, open_doc, vscode_session
 
 TFLM = REPO.parent / "shared" / "vendor" / "tflm-cortex-m"
 HEADLINE = "measured on an emulated Cortex-M4F (mps2-an386)"
@@ -30,13 +30,7 @@ HEADLINE = "measured on an emulated Cortex-M4F (mps2-an386)"
     )
 )
 async def client(lsp_client: LanguageClient, tmp_path: Path):
-    await lsp_client.initialize_session(
-        lsp.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=tmp_path.as_uri(),
-            workspace_folders=[lsp.WorkspaceFolder(uri=tmp_path.as_uri(), name="ws")],
-        )
-    )
+    await lsp_client.initialize_session(vscode_session(tmp_path))
     yield
     await lsp_client.shutdown_session()
 

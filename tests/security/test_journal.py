@@ -21,9 +21,10 @@ from pathlib import Path
 import psutil
 import pytest
 from lsprotocol import types as lsp
-from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
+from pytest_lsp import LanguageClient, make_test_lsp_client
 
 from tests.conftest import run_cli, set_epochs
+from tests.lsp.conftest import vscode_session
 from tinyforge.errors import StageError
 from tinyforge.generate.files import write_generated
 from tinyforge.transaction import all_or_nothing
@@ -272,14 +273,7 @@ def test_the_journal_of_a_live_command_is_left_to_it(tmp_path: Path, env: dict[s
 async def _start_server(workspace: Path, env: dict[str, str]) -> LanguageClient:
     client = make_test_lsp_client()
     await client.start_io(sys.executable, "-m", "tinyforge.lsp", env=env)
-    await client.initialize_session(
-        lsp.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=workspace.as_uri(),
-            workspace_folders=[lsp.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
-            initialization_options={"board": "nano33ble"},
-        )
-    )
+    await client.initialize_session(vscode_session(workspace, {"board": "nano33ble"}))
     return client
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import pytest_lsp
 from lsprotocol import types as lsp
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.anthropic_replay import KEY, Replay, replaying_session_init
+from tests.lsp.conftest import vscode_session
 from tests.test_plan_claude import DIGITS, new_project_answers
 from tinyforge import cli, generate
 from tinyforge.llm import KEY_ENV, MODEL_ENV, ClaudeSession
@@ -135,12 +136,7 @@ SERVER_ENV = {
 )
 async def editor(lsp_client: LanguageClient, tmp_path: Path):
     await lsp_client.initialize_session(
-        lsp.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=tmp_path.as_uri(),
-            workspace_folders=[lsp.WorkspaceFolder(uri=tmp_path.as_uri(), name="ws")],
-            initialization_options={"tinyforge": {"planner": "claude", "anthropicApiKey": KEY}},
-        )
+        vscode_session(tmp_path, {"tinyforge": {"planner": "claude", "anthropicApiKey": KEY}})
     )
     yield
     await lsp_client.shutdown_session()
