@@ -35,6 +35,12 @@ import numpy as np
 from tinyforge import generate, jobs
 from tinyforge.boards import Board, get_board
 from tinyforge.check import Verdict, check_budget
+from tinyforge.convert.onnx_contract import (
+    ConversionResult,
+    OnnxJob,
+    OnnxNode,
+    OutputComparison,
+)
 from tinyforge.convert.onnx_worker import (
     FLOAT_TFLITE,
     INT8_TFLITE,
@@ -107,7 +113,7 @@ class OnnxModelInfo:
     declared_shape: list[int | str]  # as in the file: a name or '?' for open dimensions
     input_shape: list[int]  # fixed, batch 1 first, in the model's own layout
     output_name: str
-    nodes: list[dict[str, Any]]
+    nodes: list[OnnxNode]
     params: int
     fixed: Any  # onnx.ModelProto with the fixed shape and a TensorFlow-safe input name
     fixed_input_name: str
@@ -227,7 +233,7 @@ def check_onnx(
             f"inference fails ({_first_line(exc)}). Give the shape it was exported for with "
             "--input-shape."
         ) from None
-    nodes = [
+    nodes: list[OnnxNode] = [
         {"name": n.name, "op_type": n.op_type, "inputs": list(n.input), "outputs": list(n.output)}
         for n in graph.node
     ]
@@ -867,7 +873,7 @@ def convert_to_tflite(
     input_shape: Sequence[int] | None = None,
     quantization: str = "int8",
     cancel: threading.Event | None = None,
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, ConversionResult]:
     """Just check and convert (no TFLM, no project): the deployed .tflite in `work` and the
     worker's figures, with `notices` (e.g. the random-calibration warning). For
     `tinyforge inspect model.onnx --convert`."""
@@ -893,7 +899,7 @@ def _run_worker(
     progress: Progress,
     cancel: threading.Event | None,
     timeout: float | None = None,
-) -> dict[str, Any]:
+) -> ConversionResult:
     import onnx
 
     onnx.save(info.fixed, str(work / "model.fixed.onnx"))
@@ -903,7 +909,7 @@ def _run_worker(
         original = str(work / "model.reference.onnx")
     np.save(work / "calibration.npy", calib.inputs.astype(np.float32))
     np.save(work / "verify.npy", calib.inputs.astype(np.float32))
-    job = {
+    job: OnnxJob = {
         "model_name": info.path.name,
         "original_model": original,
         "original_input_name": info.input_name,
@@ -946,7 +952,7 @@ def _run_worker(
             f"The onnx2tf conversion of {info.path.name} crashed: {failure_sentence(run.tail)}",
             run.tail_text(),
         )
-    result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
+    result: ConversionResult = json.loads(result_path.read_text(encoding="utf-8"))
     if not result.get("ok"):
         raise StageError("convert", str(result.get("error")), run.tail_text())
     result["log_tail"] = run.tail_text(40)
@@ -955,7 +961,7 @@ def _run_worker(
 
 def _verify(
     work: Path,
-    result: dict[str, Any],
+    result: ConversionResult,
     info: OnnxModelInfo,
     deployed: Path,
     min_agreement: float,
@@ -972,7 +978,7 @@ def _verify(
 
 
 def _divergence_sentence(
-    info: OnnxModelInfo, cmp: dict[str, Any], result: dict[str, Any], threshold: float
+    info: OnnxModelInfo, cmp: OutputComparison, result: ConversionResult, threshold: float
 ) -> str:
     head = (
         f"The float32 TFLite model agrees with ONNX on only {100 * cmp['agreement']:.1f}% of "
@@ -1017,7 +1023,7 @@ def _inspect(
     info: OnnxModelInfo,
     progress: Progress,
     work: Path,
-    result: dict[str, Any],
+    result: ConversionResult,
 ) -> dict[str, Any]:
     """Memory truth for the deployed model: TFLM's op check, measured arena, budget verdict,
     and the deployed model's agreement with ONNX in the real TFLM interpreter."""
@@ -1093,8 +1099,8 @@ def _onnx_sources(tflite_ops: list[str], info: OnnxModelInfo) -> str:
 
 
 def _tflm_agreement(
-    deployed: Path, work: Path, result: dict[str, Any], arena_bytes: int
-) -> dict[str, Any]:
+    deployed: Path, work: Path, result: ConversionResult, arena_bytes: int
+) -> OutputComparison:
     from tinyforge.memory.measure import run_tflm
     from tinyforge.memory.tflite_model import load_tflite
 
@@ -1113,7 +1119,9 @@ def _tflm_agreement(
     )
 
 
-def _classes(calib: Calibration, existing: ProjectSpec | None, result: dict[str, Any]) -> list[str]:
+def _classes(
+    calib: Calibration, existing: ProjectSpec | None, result: ConversionResult
+) -> list[str]:
     outputs = math.prod(result["output_shape"][1:])
     if existing is not None and existing.classes and len(existing.classes) == outputs:
         return list(existing.classes)
@@ -1126,7 +1134,7 @@ def _report(
     run: _Run,
     info: OnnxModelInfo,
     calib: Calibration,
-    result: dict[str, Any],
+    result: ConversionResult,
     verified: dict[str, Any],
     memory: dict[str, Any],
     min_agreement: float,
@@ -1206,7 +1214,7 @@ def _emit_project(
     run: _Run,
     info: OnnxModelInfo,
     calib: Calibration,
-    result: dict[str, Any],
+    result: ConversionResult,
     memory: dict[str, Any],
     work: Path,
     classes: list[str],

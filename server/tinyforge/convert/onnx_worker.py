@@ -28,6 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from tinyforge.convert.onnx_contract import (
+    ConversionResult,
+    Disagreement,
+    Divergence,
+    OnnxJob,
+    OutputComparison,
+    TensorDetails,
+)
 from tinyforge.convert.quantization import dequantize, quantize
 
 JOB_FILE = "job.json"
@@ -75,7 +83,9 @@ def to_onnx_layout(y: np.ndarray, onnx_shape: list[int]) -> np.ndarray:
 # --- comparing outputs ------------------------------------------------------------------------
 
 
-def compare(reference: np.ndarray, other: np.ndarray, *, scalar_tolerance: float) -> dict[str, Any]:
+def compare(
+    reference: np.ndarray, other: np.ndarray, *, scalar_tolerance: float
+) -> OutputComparison:
     """Top-1 agreement (or, for one-value outputs, agreement within a tolerance) and errors."""
     ref = reference.reshape(len(reference), -1).astype(np.float64)
     out = other.reshape(len(other), -1).astype(np.float64)
@@ -92,13 +102,14 @@ def compare(reference: np.ndarray, other: np.ndarray, *, scalar_tolerance: float
         measure = f"within {tolerance:.3g}"
     disagreements = []
     for index in np.flatnonzero(~agree)[:5]:
-        entry: dict[str, Any] = {
+        entry: Disagreement = {
             "sample": int(index),
             "max_abs_diff": float(diff[index].max()),
             "element": int(diff[index].argmax()),
         }
         if ref_top is not None and out_top is not None:
-            entry.update(reference_top1=int(ref_top[index]), converted_top1=int(out_top[index]))
+            entry["reference_top1"] = int(ref_top[index])
+            entry["converted_top1"] = int(out_top[index])
         disagreements.append(entry)
     return {
         "measure": measure,
@@ -147,7 +158,7 @@ def run_tflite(
     return np.stack(results), inp, out
 
 
-def _details(details: dict[str, Any]) -> dict[str, Any]:
+def _details(details: dict[str, Any]) -> TensorDetails:
     scale, zero_point = details["quantization"]
     return {
         "name": details["name"],
@@ -187,7 +198,7 @@ class ConversionFailed(Exception):
         self.detail = detail
 
 
-def _onnx2tf(job: dict[str, Any], work: Path, out_dir: Path, **options: Any) -> list[str]:
+def _onnx2tf(job: OnnxJob, work: Path, out_dir: Path, **options: Any) -> list[str]:
     """Run onnx2tf.convert with the job's input; returns its printed lines."""
     try:
         import onnx2tf
@@ -216,7 +227,7 @@ def _onnx2tf(job: dict[str, Any], work: Path, out_dir: Path, **options: Any) -> 
     return list(tee.lines)
 
 
-def _failure(job: dict[str, Any], exc: BaseException | None, lines: list[str]) -> ConversionFailed:
+def _failure(job: OnnxJob, exc: BaseException | None, lines: list[str]) -> ConversionFailed:
     """One sentence for an onnx2tf failure: the op or node it stopped at, and why."""
     nodes = {n["name"]: n["op_type"] for n in job.get("nodes", [])}
     text = "".join(traceback.format_exception(exc)) if exc is not None else ""
@@ -271,9 +282,7 @@ def _reason(exc: BaseException | None, lines: list[str]) -> str:
     return (text[:300] + "…") if len(text) > 300 else text + "."
 
 
-def locate_divergence(
-    job: dict[str, Any], work: Path, sample_nhwc: np.ndarray
-) -> dict[str, Any] | None:
+def locate_divergence(job: OnnxJob, work: Path, sample_nhwc: np.ndarray) -> Divergence | None:
     """First ONNX node whose output differs in onnx2tf's TensorFlow graph (onnx2tf's -cotof)."""
     path = work / "divergence_input.npy"
     np.save(path, sample_nhwc[np.newaxis].astype(np.float32))
@@ -302,13 +311,13 @@ def locate_divergence(
     checked = len(results)
     if first is not None:
         name, err = first
-        node = producers.get(name) or producers.get(name.lstrip("/")) or {}
+        node = producers.get(name) or producers.get(name.lstrip("/"))
         # The node's inputs that still match: the difference starts in this node.
-        matching = [i for i in node.get("inputs", []) if results.get(i) == "Matches"]
+        matching = [i for i in (node["inputs"] if node else []) if results.get(i) == "Matches"]
         return {
             "tensor": name,
-            "node": node.get("name"),
-            "op_type": node.get("op_type"),
+            "node": node["name"] if node else None,
+            "op_type": node["op_type"] if node else None,
             "max_abs_error": float(err) if err else None,
             "matching_inputs": matching,
         }
@@ -351,8 +360,8 @@ def write_sample_images(calibration_nhwc: np.ndarray, work: Path) -> None:
 # --- the job ----------------------------------------------------------------------------------
 
 
-def convert(work: Path) -> dict[str, Any]:
-    job = json.loads((work / JOB_FILE).read_text(encoding="utf-8"))
+def convert(work: Path) -> ConversionResult:
+    job: OnnxJob = json.loads((work / JOB_FILE).read_text(encoding="utf-8"))
     started = time.monotonic()
     os.chdir(work)  # onnx2tf looks for its sample file in the current directory
     calibration = np.load(work / job["calibration"])
@@ -419,7 +428,7 @@ def convert(work: Path) -> dict[str, Any]:
         f"{100 * float_cmp['agreement']:.1f}%, max abs diff {float_cmp['max_abs_diff']:.3g}",
         flush=True,
     )
-    result: dict[str, Any] = {
+    result: ConversionResult = {
         "ok": True,
         "onnx2tf_seconds": round(convert_seconds, 2),
         "float": float_cmp,
@@ -453,11 +462,13 @@ def convert(work: Path) -> dict[str, Any]:
     index = int(agreeing[0]) if len(agreeing) else 0
     np.save(work / "sample_input.npy", quantize(model_in[index][np.newaxis], inp)[0])
     result.update(
-        model_bytes=len(deployed),
-        input=_details(inp),
-        output=_details(out),
-        sample_index=index,
-        sample_label=int(flat_ref[index].argmax()),
+        {
+            "model_bytes": len(deployed),
+            "input": _details(inp),
+            "output": _details(out),
+            "sample_index": index,
+            "sample_label": int(flat_ref[index].argmax()),
+        }
     )
     threshold = float(job["min_agreement"])
     if float_cmp["agreement"] < threshold and float_cmp["disagreements"]:
@@ -493,10 +504,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = Path(args[0]).resolve()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    result: ConversionResult
     try:
         result = convert(work)
     except ConversionFailed as exc:
-        result = {"ok": False, "kind": exc.kind, "error": str(exc), **exc.detail}
+        result = {"ok": False, "kind": exc.kind, "error": str(exc)}
+        if "op_type" in exc.detail:  # an op onnx2tf cannot convert, and the node using it
+            result["op_type"] = exc.detail["op_type"]
+            result["node"] = exc.detail.get("node")
     except Exception as exc:  # anything else still ends in one sentence (traceback in the log)
         traceback.print_exc()
         result = {

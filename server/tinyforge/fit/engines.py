@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 from tinyforge import jobs
 from tinyforge.errors import TinyForgeError
-from tinyforge.fit.trial import TrialJob, pack_data, run_trial
+from tinyforge.fit.trial import LostAttempt, TrialJob, TrialResult, pack_data, run_trial
 
-ResultHandler = Callable[[int, dict[str, Any]], None]
+ResultHandler = Callable[[int, TrialResult], None]
 # Beyond this, shipping the dataset with every search to a remote cluster is not sensible.
 MAX_SHIPPED_DATA = 512 * 1024 * 1024
 
@@ -35,7 +35,7 @@ class Engine(Protocol):
 
     def run(
         self, batch: list[TrialJob], cancel: threading.Event | None, done: ResultHandler
-    ) -> list[dict[str, Any]]:
+    ) -> list[TrialResult]:
         """Results of `batch`, in its order; `done(index, result)` as each one finishes."""
 
     def close(self) -> None: ...
@@ -64,12 +64,12 @@ class LocalEngine:
 
     def run(
         self, batch: list[TrialJob], cancel: threading.Event | None, done: ResultHandler
-    ) -> list[dict[str, Any]]:
+    ) -> list[TrialResult]:
         stop = cancel or threading.Event()
-        futures: dict[Future[dict[str, Any]], int] = {
+        futures: dict[Future[TrialResult], int] = {
             self._pool.submit(_local_trial, job, stop): index for index, job in enumerate(batch)
         }
-        results: list[dict[str, Any] | None] = [None] * len(batch)
+        results: list[TrialResult | None] = [None] * len(batch)
         pending = set(futures)
         try:
             while pending:
@@ -92,7 +92,7 @@ class LocalEngine:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _local_trial(job: TrialJob, cancel: threading.Event) -> dict[str, Any]:
+def _local_trial(job: TrialJob, cancel: threading.Event) -> TrialResult:
     import socket
 
     result = run_trial(job, None, cancel)
@@ -177,7 +177,7 @@ def _ray_probe() -> dict[str, Any]:
     return {**_here(), "missing": missing_modules()}
 
 
-def _ray_trial(job: TrialJob, archive: bytes | None) -> dict[str, Any]:
+def _ray_trial(job: TrialJob, archive: bytes | None) -> TrialResult:
     # A Ray task: the same trial function as the local engine, on whichever node Ray picks.
     where = _here()
     missing = missing_modules()
@@ -362,12 +362,12 @@ class RayEngine:
 
     def run(
         self, batch: list[TrialJob], cancel: threading.Event | None, done: ResultHandler
-    ) -> list[dict[str, Any]]:
+    ) -> list[TrialResult]:
         ray = self._ray
         if self.stopped:
             return [_lost(job, self.stopped, []) for job in batch]
-        results: list[dict[str, Any] | None] = [None] * len(batch)
-        losses: list[list[dict[str, Any]]] = [[] for _ in batch]
+        results: list[TrialResult | None] = [None] * len(batch)
+        losses: list[list[LostAttempt]] = [[] for _ in batch]
         index_of: dict[Any, int] = {}
         for index, job in enumerate(batch):
             index_of[self._remote.remote(job, self._archive)] = index
@@ -404,13 +404,11 @@ class RayEngine:
             raise
         return [r or {} for r in results]
 
-    def _result(
-        self, ref: Any, job: TrialJob, losses: list[dict[str, Any]]
-    ) -> dict[str, Any] | None:
+    def _result(self, ref: Any, job: TrialJob, losses: list[LostAttempt]) -> TrialResult | None:
         """The trial's result; None when it should run again on another node."""
         ray = self._ray
         try:
-            result: dict[str, Any] = ray.get(ref)
+            result: TrialResult = ray.get(ref)
         except ray.exceptions.TaskCancelledError:
             raise jobs.Cancelled("the search was cancelled") from None
         except ray.exceptions.RayTaskError as exc:
@@ -487,7 +485,7 @@ class RayEngine:
             self._ray.shutdown()
 
 
-def _lost(job: TrialJob, reason: str, losses: list[dict[str, Any]]) -> dict[str, Any]:
+def _lost(job: TrialJob, reason: str, losses: list[LostAttempt]) -> TrialResult:
     return {"number": job.number, "ok": False, "lost": reason, "lost_attempts": losses}
 
 

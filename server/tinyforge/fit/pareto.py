@@ -4,34 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
+if TYPE_CHECKING:
+    from tinyforge.fit.trial import TrialRecord
+
+Objective = Literal["accuracy", "arena_bytes_target", "model_bytes", "macs"]
+Size = Literal["arena_bytes_target", "model_bytes"]
 # What each kept trial is compared on: (key, larger is better).
-OBJECTIVES = (
+OBJECTIVES: tuple[tuple[Objective, bool], ...] = (
     ("accuracy", True),
     ("arena_bytes_target", False),
     ("model_bytes", False),
     ("macs", False),
 )
+OBJECTIVE_KEYS: tuple[Objective, ...] = tuple(key for key, _ in OBJECTIVES)
 
 
-def _vector(trial: dict[str, Any]) -> tuple[float, ...]:
+def _vector(trial: TrialRecord) -> tuple[float, ...]:
     # Everything as "smaller is better".
     return tuple(-float(trial[k]) if up else float(trial[k]) for k, up in OBJECTIVES)
 
 
-def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def dominates(a: TrialRecord, b: TrialRecord) -> bool:
     va, vb = _vector(a), _vector(b)
     return all(x <= y for x, y in zip(va, vb, strict=True)) and va != vb
 
 
-def front(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def front(trials: Sequence[TrialRecord]) -> list[TrialRecord]:
     """Trials no other trial dominates, most accurate first."""
     kept = [t for t in trials if not any(dominates(o, t) for o in trials if o is not t)]
     return sorted(kept, key=lambda t: (_vector(t), t["number"]))
 
 
-def choose(front_trials: Sequence[dict[str, Any]], tolerance: float) -> dict[str, Any] | None:
+def choose(front_trials: Sequence[TrialRecord], tolerance: float) -> TrialRecord | None:
     """The front's best accuracy, or within `tolerance` of it the one that needs least RAM,
     then flash, then MACs (a trial the lexicographic order picks is never dominated)."""
     if not front_trials:
@@ -52,14 +58,14 @@ def choose(front_trials: Sequence[dict[str, Any]], tolerance: float) -> dict[str
 
 def plot(
     path: Path,
-    kept: Sequence[dict[str, Any]],
-    front_trials: Sequence[dict[str, Any]],
-    chosen: dict[str, Any] | None,
+    kept: Sequence[TrialRecord],
+    front_trials: Sequence[TrialRecord],
+    chosen: TrialRecord | None,
     *,
     title: str,
     ram_limit: int | None,
     flash_limit: int | None,
-    measured_over: Sequence[dict[str, Any]] = (),
+    measured_over: Sequence[TrialRecord] = (),
 ) -> Path:
     """Accuracy against RAM and against flash, the front joined, the chosen model ringed."""
     import matplotlib
@@ -71,10 +77,11 @@ def plot(
     fig = Figure(figsize=(10, 4.2), dpi=110)
     axes = fig.subplots(1, 2, sharey=True)
     on_front = {t["number"] for t in front_trials}
-    for ax, key, label, limit in (
+    panels: tuple[tuple[Any, Size, str, int | None], ...] = (
         (axes[0], "arena_bytes_target", "RAM: tensor arena, 32-bit target (KB)", ram_limit),
         (axes[1], "model_bytes", "flash: model (KB)", flash_limit),
-    ):
+    )
+    for ax, key, label, limit in panels:
         others = [t for t in kept if t["number"] not in on_front]
         if others:
             ax.scatter(

@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from tinyforge import datasets, generate, jobs
 from tinyforge.boards import get_board
@@ -26,7 +26,7 @@ from tinyforge.fit import pareto
 from tinyforge.fit.engines import Engine, make_engine
 from tinyforge.fit.feasibility import Screen, Target, screen
 from tinyforge.fit.space import Candidate, SearchSpace, space_for
-from tinyforge.fit.trial import DATA_DIR, TrialJob
+from tinyforge.fit.trial import DATA_DIR, TrialJob, TrialRecord, TrialResult, TrialStatus
 from tinyforge.fit.writeback import WriteBack, new_train_script
 from tinyforge.lock import locked
 from tinyforge.progress import NullProgress, Progress
@@ -70,9 +70,9 @@ class FitResult:
     target: Target
     space: SearchSpace
     options: FitOptions
-    trials: list[dict[str, Any]]
-    front: list[dict[str, Any]]
-    chosen: dict[str, Any] | None
+    trials: list[TrialRecord]
+    front: list[TrialRecord]
+    chosen: TrialRecord | None
     reasons: str
     write_back: WriteBack | None
     plot: Path | None
@@ -84,7 +84,7 @@ class FitResult:
         return sum(1 for t in self.trials if t["status"] == status)
 
     @property
-    def kept(self) -> list[dict[str, Any]]:
+    def kept(self) -> list[TrialRecord]:
         return [t for t in self.trials if t["status"] == "kept"]
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def _trial_spec(spec: ProjectSpec, candidate: Candidate, epochs: int | None) -> 
     return spec.model_copy(update=update)
 
 
-def _objectives(figures: dict[str, Any]) -> list[float]:
+def _objectives(figures: TrialRecord) -> list[float]:
     return [
         float(figures.get("accuracy") or 0.0),
         float(figures["arena_bytes_target"]) / 1024,
@@ -238,8 +238,8 @@ class _Search:
         self.supported = tflm_supported_ops()
         self.study = _study(options.seed)
         self.dists = _distributions(space)
-        self.records: list[dict[str, Any]] = []
-        self.by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.records: list[TrialRecord] = []
+        self.by_key: dict[tuple[Any, ...], TrialRecord] = {}
         self.trained = 0
         self.distinct = space.distinct()
         self.notes: list[str] = []
@@ -249,24 +249,22 @@ class _Search:
     # -- bookkeeping --------------------------------------------------------------------
 
     def _record(
-        self, trial: Any, candidate: Candidate, status: str, **extra: Any
-    ) -> dict[str, Any]:
-        record: dict[str, Any] = {
+        self, trial: Any, proposed: Candidate, outcome: TrialStatus, **extra: Unpack[TrialRecord]
+    ) -> TrialRecord:
+        record: TrialRecord = {
             "number": trial.number,
             "params": {
-                k: list(v) if isinstance(v, tuple) else v for k, v in candidate.params.items()
+                k: list(v) if isinstance(v, tuple) else v for k, v in proposed.params.items()
             },
-            "candidate": candidate.describe(),
-            "input_shape": list(candidate.input_shape),
-            "status": status,
+            "candidate": proposed.describe(),
+            "input_shape": list(proposed.input_shape),
+            "status": outcome,
             **extra,
         }
         self.records.append(record)
         return record
 
-    def _tell(
-        self, trial: Any, record: dict[str, Any], constraints: dict[str, float] | None
-    ) -> None:
+    def _tell(self, trial: Any, record: TrialRecord, constraints: dict[str, float] | None) -> None:
         import optuna
 
         if record["status"] in ("failed", "lost") or constraints is None:
@@ -300,8 +298,8 @@ class _Search:
             if self.cancel is not None and self.cancel.is_set():
                 raise jobs.Cancelled("the search was cancelled")
             want = min(options.batch, options.trials - self.trained)
-            batch: list[tuple[Any, Candidate, Screen, dict[str, Any]]] = []
-            duplicates: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
+            batch: list[tuple[Any, Candidate, Screen, TrialRecord]] = []
+            duplicates: list[tuple[Any, TrialRecord, TrialRecord]] = []
             while len(batch) < want and asks < max_asks and stale < STALE_LIMIT:
                 if self.distinct is not None and len(self.by_key) >= self.distinct:
                     break  # every model of the space has been proposed
@@ -347,13 +345,9 @@ class _Search:
             if batch:
                 self._train(engine, batch)
             for trial, record, original in duplicates:
-                record.update(
-                    {
-                        k: original.get(k)
-                        for k in ("accuracy", "arena_bytes_target", "model_bytes", "macs")
-                        if k in original
-                    }
-                )
+                for key in pareto.OBJECTIVE_KEYS:  # the figures Optuna hears, the original's
+                    if key in original:
+                        record[key] = original[key]
                 self._tell(
                     trial, {**record, "status": original["status"]}, original.get("constraints")
                 )
@@ -380,7 +374,7 @@ class _Search:
             )
 
     def _train(
-        self, engine: Engine, batch: list[tuple[Any, Candidate, Screen, dict[str, Any]]]
+        self, engine: Engine, batch: list[tuple[Any, Candidate, Screen, TrialRecord]]
     ) -> None:
         jobs_ = [self._job(trial.number, candidate) for trial, candidate, _, _ in batch]
         for (trial, candidate, _, _), _job in zip(batch, jobs_, strict=True):
@@ -388,7 +382,7 @@ class _Search:
         total = self.options.trials
         finished = [self.trained]
 
-        def done(index: int, result: dict[str, Any]) -> None:
+        def done(index: int, result: TrialResult) -> None:
             trial, candidate, _, _ = batch[index]
             finished[0] += 1
             if result.get("lost"):
@@ -414,32 +408,34 @@ class _Search:
                     record[key] = result[key]
             if result.get("lost"):
                 # Never trained to the end: not counted, and Optuna hears it failed.
-                record.update(status="lost", reasons=[f"lost: {result['lost']}"])
+                record.update({"status": "lost", "reasons": [f"lost: {result['lost']}"]})
                 self._tell(trial, record, None)
                 continue
             self.trained += 1
             record["trained"] = True
             if not result.get("ok"):
                 record.update(
-                    status="failed", error=result.get("error"), log_tail=result.get("log_tail")
+                    {
+                        "status": "failed",
+                        "error": result.get("error"),
+                        "log_tail": result.get("log_tail"),
+                    }
                 )
                 self._tell(trial, record, None)
                 continue
-            figures = {
-                k: result[k]
-                for k in (
-                    "accuracy",
-                    "float_accuracy",
-                    "arena_bytes",
-                    "arena_bytes_target",
-                    "model_bytes",
-                    "macs",
-                    "ops",
-                    "epochs_run",
-                )
-            }
-            figures["weights"] = result.get("params")
-            record.update(figures)
+            record.update(
+                {
+                    "accuracy": result["accuracy"],
+                    "float_accuracy": result["float_accuracy"],
+                    "arena_bytes": result["arena_bytes"],
+                    "arena_bytes_target": result["arena_bytes_target"],
+                    "model_bytes": result["model_bytes"],
+                    "macs": result["macs"],
+                    "ops": result["ops"],
+                    "epochs_run": result["epochs_run"],
+                    "weights": result.get("params"),
+                }
+            )
             # The measurement has the last word: an estimate that was off cannot sneak a
             # model over the budget into the front.
             reasons = self.target.violations(
@@ -457,17 +453,17 @@ class _Search:
             constraints["tflm_ops"] = float(len(missing))
             record["constraints"] = constraints
             if reasons:
-                record.update(status="over-budget", reasons=reasons)
+                record.update({"status": "over-budget", "reasons": reasons})
             else:
                 record["status"] = "kept"
             self._tell(trial, record, constraints)
 
 
 def _reasons(
-    result_trials: list[dict[str, Any]],
-    kept: list[dict[str, Any]],
-    front: list[dict[str, Any]],
-    chosen: dict[str, Any] | None,
+    result_trials: list[TrialRecord],
+    kept: list[TrialRecord],
+    front: list[TrialRecord],
+    chosen: TrialRecord | None,
     target: Target,
     options: FitOptions,
     quantization: str,
@@ -619,10 +615,10 @@ def _plot(
     out: Path,
     spec: ProjectSpec,
     board: str,
-    records: list[dict[str, Any]],
-    kept: list[dict[str, Any]],
-    front: list[dict[str, Any]],
-    chosen: dict[str, Any] | None,
+    records: list[TrialRecord],
+    kept: list[TrialRecord],
+    front: list[TrialRecord],
+    chosen: TrialRecord | None,
     target: Target,
 ) -> Path | None:
     """fit/pareto.png of the kept candidates, or None when none was kept."""
@@ -647,7 +643,7 @@ def _write_back(
     project_dir: Path,
     spec: ProjectSpec,
     space: SearchSpace,
-    chosen: dict[str, Any],
+    chosen: TrialRecord,
     reasons: str,
 ) -> WriteBack:
     """train.py (and the spec, when the input shape changed) for the chosen candidate."""

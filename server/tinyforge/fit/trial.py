@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 DATA_DIR = "data"
 LOG_TAIL_LINES = 30
@@ -43,6 +43,74 @@ TRIAL_ENV = {
     "TF_DETERMINISTIC_OPS": "1",
     "PYTHONHASHSEED": "0",
 }
+
+
+class LostAttempt(TypedDict):
+    """A run of a trial that went away with its Ray worker or node."""
+
+    error: str  # Ray's exception type
+    reason: str
+    message: str
+    dead_nodes: list[dict[str, str]]  # {"node": described, "why": the GCS's death reason}
+
+
+class TrialResult(TypedDict, total=False):
+    """What one trial gives back: `run_trial`'s figures or failure, then where it ran (the
+    engine's). Carried as a plain dict, pickled by Ray."""
+
+    number: int
+    ok: bool
+    error: str  # one sentence: why it failed
+    log_tail: str
+    missing: list[str]  # pip packages the node lacks
+    lost: str  # why it never finished (its node died)
+    lost_attempts: list[LostAttempt]
+    seconds: float
+    data: str | None  # how the dataset reached it (run_trial); the engine moves it to ran_on
+    ran_on: dict[str, Any]  # engine, host, pid; on Ray the node id, address and resources
+    accuracy: float  # the quantized model's, on the test split
+    float_accuracy: float
+    model_bytes: int
+    arena_bytes: int  # measured by the host TFLM interpreter
+    arena_bytes_target: int  # the same on the 32-bit target
+    ops: list[str]
+    macs: int
+    params: int | None
+    epochs_run: int | None
+
+
+TrialStatus = Literal["pending", "duplicate", "rejected", "lost", "failed", "over-budget", "kept"]
+
+
+class TrialRecord(TypedDict, total=False):
+    """One trial of a search as fit.json keeps it: the candidate, what happened to it and, once
+    trained, its measured figures (a result's, under the same keys)."""
+
+    number: int
+    params: dict[str, Any]  # the search space's choices
+    candidate: str  # in words
+    input_shape: list[int]
+    status: TrialStatus
+    same_as: int  # a duplicate's original trial
+    reasons: list[str]  # why it was rejected, lost or over budget
+    static: dict[str, Any]  # the static screen's figures
+    constraints: dict[str, float] | None  # Optuna's (<= 0: satisfied)
+    trained: bool
+    on_front: bool
+    seconds: float | None
+    ran_on: dict[str, Any]
+    lost_attempts: list[LostAttempt]
+    error: str | None
+    log_tail: str | None
+    accuracy: float
+    float_accuracy: float
+    model_bytes: int
+    arena_bytes: int
+    arena_bytes_target: int
+    ops: list[str]
+    macs: int
+    weights: int | None
+    epochs_run: int | None
 
 
 @dataclass
@@ -99,8 +167,8 @@ def run_trial(
     archive: bytes | None = None,
     cancel: threading.Event | None = None,
     on_line: Any = None,
-) -> dict[str, Any]:
-    """Train, convert and measure one candidate; a dict of figures (or the failure)."""
+) -> TrialResult:
+    """Train, convert and measure one candidate: its figures, or the failure."""
     from tinyforge import jobs
     from tinyforge.memory.estimate import estimate_model
     from tinyforge.memory.measure import measure_arena
@@ -108,7 +176,7 @@ def run_trial(
     from tinyforge.memory.tflite_model import load_tflite
 
     started = time.monotonic()
-    result: dict[str, Any] = {"number": job.number, "ok": False}
+    result: TrialResult = {"number": job.number, "ok": False}
     folder = Path(tempfile.mkdtemp(prefix=f"tinyforge-trial-{job.number}-"))
     try:
         # Where fit.json tells where the trial ran, it also tells how its data got there.
@@ -134,16 +202,18 @@ def run_trial(
         model = load_tflite(tflite)
         arena = measure_arena(tflite)
         result.update(
-            ok=True,
-            accuracy=converted["tflite_accuracy"],
-            float_accuracy=converted["float_accuracy"],
-            model_bytes=model.model_bytes,
-            arena_bytes=arena.arena_bytes,
-            arena_bytes_target=target_arena_bytes(arena, model),
-            ops=sorted(model.op_counts()),
-            macs=sum(layer.macs for layer in estimate_model(model).layers),
-            params=metrics.get("params"),
-            epochs_run=metrics.get("epochs_run"),
+            {
+                "ok": True,
+                "accuracy": converted["tflite_accuracy"],
+                "float_accuracy": converted["float_accuracy"],
+                "model_bytes": model.model_bytes,
+                "arena_bytes": arena.arena_bytes,
+                "arena_bytes_target": target_arena_bytes(arena, model),
+                "ops": sorted(model.op_counts()),
+                "macs": sum(layer.macs for layer in estimate_model(model).layers),
+                "params": metrics.get("params"),
+                "epochs_run": metrics.get("epochs_run"),
+            }
         )
         return result
     except (OSError, ValueError, KeyError) as exc:

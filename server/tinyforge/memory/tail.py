@@ -482,9 +482,7 @@ def _replay(
             persistent(size, ARENA_ALIGNMENT, "kernel OpData")
 
     request_count = 0
-    for cost, (prepare_label, temp, requests_label, requests) in zip(
-        costs, head_side, strict=True
-    ):
+    for cost, (prepare_label, temp, requests_label, requests) in zip(costs, head_side, strict=True):
         for size in cost.prepare:
             persistent(size, ARENA_ALIGNMENT, "kernel OpData")
         # Conservative: the temporaries are checked against the tail after this op's own
