@@ -13,12 +13,13 @@ TFLM_KIT ?= $(abspath $(wildcard ../shared/vendor/tflm-cortex-m))
 
 setup: $(STAMP) system-deps
 
-# Python 3.11 venv with every pinned dependency (pyproject.toml). --no-compile: Python compiles
-# what is imported when it is first imported, not all of TensorFlow's files at install (65 -> 40 s).
+# Python 3.11 venv with every pinned dependency (pyproject.toml). pip compiles the byte code at
+# install (no --no-compile): where PYTHONDONTWRITEBYTECODE is set, as on this project's machines,
+# nothing would be compiled later and every TensorFlow import would compile its sources anew.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 # Debian packages the tests drive for real (host compiler for the generated C array).
