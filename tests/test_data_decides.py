@@ -128,7 +128,7 @@ def test_fruit_case_builds_end_to_end_from_the_shared_csv(tmp_path: Path) -> Non
     assert "'apples' is the data's 'apple'" in new.stdout
     build = run_cli("build", "fruit", "--json", cwd=tmp_path)
     assert build.returncode == 0, build.stderr + build.stdout
-    report = json.loads(build.stdout[build.stdout.index("{") :])
+    report = json.loads(build.stdout)
     assert report["classes"] == ["apple", "banana", "orange"]
     assert report["int8_accuracy"] >= 0.95
     assert report["fits"] is True
@@ -185,7 +185,7 @@ def test_label_mismatch_stops_before_training_and_repair_fixes_it(tmp_path: Path
     assert "# TinyForge project spec" in (project / "tinyforge.toml").read_text()  # kept
     build = run_cli("build", str(project), "--json")
     assert build.returncode == 0, build.stderr
-    assert json.loads(build.stdout[build.stdout.index("{") :])["classes"] == spec.classes
+    assert json.loads(build.stdout)["classes"] == spec.classes
 
 
 # -- inputs are not classes: the plant --------------------------------------------------------
@@ -238,7 +238,7 @@ def test_plant_case_builds_when_the_data_arrives_after_the_plan(tmp_path: Path) 
     write_plant_csv(tmp_path / "sensors.csv")
     build = run_cli("build", str(project), "--json")
     assert build.returncode in (0, 4), build.stderr
-    report = json.loads(build.stdout[build.stdout.index("{") :])
+    report = json.loads(build.stdout)
     assert report["classes"] == ["no", "yes"]
     spec = ProjectSpec.load(project)
     assert spec.input_shape == [3]
@@ -481,7 +481,7 @@ def test_other_class_gathers_the_unnamed_labels_of_a_csv(tmp_path: Path) -> None
     set_epochs(project, 30)
     build = run_cli("build", str(project), "--json")
     assert build.returncode in (0, 4), build.stderr
-    report = json.loads(build.stdout[build.stdout.index("{") :])
+    report = json.loads(build.stdout)
     assert report["classes"] == ["apple", "banana", "other fruit"]
     assert report["samples"] and report["int8_accuracy"] > 0.8
 

@@ -410,8 +410,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         for stage, value in (("train", args.train_timeout), ("convert", args.convert_timeout))
         if value is not None
     }
-    # The bar stays on stdout with --json too, as it always has: readers of `build --json`
-    # take the JSON from its first "{".
+    # With --json, stdout holds the JSON alone (`tinyforge build --json | jq` works): the bar
+    # goes to stderr, as verify's and fit's do.
     result = with_progress(
         lambda progress, cancel: pipeline.build(
             Path(args.project),
@@ -422,6 +422,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             timeouts=timeouts,
         ),
         verbose=args.verbose,
+        to_stderr=args.json,
     )
     if args.json:
         print(json.dumps(result.report.to_json(), indent=2))

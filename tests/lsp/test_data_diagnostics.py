@@ -84,7 +84,7 @@ async def test_label_mismatch_is_shown_and_the_quick_fix_builds(
 
     build = run_cli("build", str(project), "--json")
     assert build.returncode == 0, build.stderr
-    report = json.loads(build.stdout[build.stdout.index("{") :])
+    report = json.loads(build.stdout)
     assert report["classes"] == ["apple", "banana", "orange"]
 
 
