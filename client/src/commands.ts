@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { BoardInfo, boardPickItem, jobSummary, sortBoards } from './format';
 import { findProjectRoot, MODEL_FILE, PIO_FILE, SPEC_FILE } from './project';
 import { ReportPanel } from './report';
+import { forgetWorkspaceInterpreterAnswers } from './interpreter';
 import { InspectReport } from './reportHtml';
 import { API_KEY_SECRET, ServerManager } from './server';
 import { StatusBar } from './status';
@@ -143,6 +144,17 @@ export function registerCommands(deps: CommandDeps): void {
     }
     status.schedule(0);
     return server.running;
+  });
+
+  register('tinyforge.ide.forgetInterpreterAnswers', async () => {
+    const state = context.globalState;
+    const forgotten = await forgetWorkspaceInterpreterAnswers(state.keys(), (key) => state.update(key, undefined));
+    void vscode.window.showInformationMessage(
+      forgotten
+        ? `TinyForge forgot ${forgotten} answer${forgotten === 1 ? '' : 's'} about workspace interpreters: a workspace that sets one is asked about it again at the next start.`
+        : 'TinyForge had no answers about workspace interpreters to forget.',
+    );
+    return forgotten;
   });
 
   register('tinyforge.ide.setApiKey', async (key?: unknown) => {

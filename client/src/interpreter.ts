@@ -88,9 +88,12 @@ export interface ConfirmDeps {
   ask(message: string, detail: string): PromiseLike<string | undefined>;
 }
 
+/** Where the answers are kept in the extension's globalState: one key per workspace and value. */
+export const ANSWER_PREFIX = 'tinyforge.workspaceInterpreter:';
+
 /** The user's answer for this workspace and value: asked once, remembered; a new value asks again. */
 export async function allowWorkspaceInterpreter(python: string, deps: ConfirmDeps): Promise<boolean> {
-  const key = `tinyforge.workspaceInterpreter:${deps.workspace}:${python}`;
+  const key = `${ANSWER_PREFIX}${deps.workspace}:${python}`;
   const known = deps.remembered(key);
   if (known !== undefined) {
     return known;
@@ -135,4 +138,19 @@ export function pipFailureSummary(output: string): string {
   const reversed = [...lines].reverse();
   const error = reversed.find((l) => /^ERROR:/.test(l)) ?? reversed.find((l) => /^error\b/i.test(l));
   return (error ?? lines[lines.length - 1] ?? 'pip failed').slice(0, 300);
+}
+
+/**
+ * Forget every answer about workspace interpreters (the "Forget interpreter answers" command): the
+ * next start of a workspace that sets one asks again. Returns how many were forgotten.
+ */
+export async function forgetWorkspaceInterpreterAnswers(
+  keys: readonly string[],
+  forget: (key: string) => PromiseLike<void>,
+): Promise<number> {
+  const answers = keys.filter((key) => key.startsWith(ANSWER_PREFIX));
+  for (const key of answers) {
+    await forget(key);
+  }
+  return answers.length;
 }

@@ -4,6 +4,7 @@ import {
   allowWorkspaceInterpreter,
   ConfirmDeps,
   expandInterpreterSetting,
+  forgetWorkspaceInterpreterAnswers,
   InterpreterDeps,
   InterpreterError,
   isSupportedPython,
@@ -191,6 +192,20 @@ describe('the answer about a workspace\'s interpreter', () => {
     assert.equal(await allowWorkspaceInterpreter('/ws/other-py', m), false);
     assert.equal(await allowWorkspaceInterpreter('/ws/py', { ...m, workspace: 'file:///elsewhere' }), true);
     assert.equal(m.asked.length, 3);
+  });
+
+  it('is forgotten on request (and nothing else in the state), then asked again', async () => {
+    const m = memory([USE_OWN, ALLOW]);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', m), false);
+    const state = new Map<string, unknown>([...m.stored, ['tinyforge.other', 1]]);
+    const forgotten = await forgetWorkspaceInterpreterAnswers([...state.keys()], async (key) => {
+      state.delete(key);
+      m.stored.delete(key);
+    });
+    assert.equal(forgotten, 1);
+    assert.deepEqual([...state.keys()], ['tinyforge.other']);
+    assert.equal(await allowWorkspaceInterpreter('/ws/py', m), true);
+    assert.equal(m.asked.length, 2);
   });
 
   it('dismissed: not allowed this time, and asked again next time', async () => {
