@@ -31,6 +31,7 @@ export function serverSettings(): Record<string, unknown> {
     planner: c.get<string>('planner', 'offline'),
     arenaMargin: c.get<number>('arenaMargin', 0),
     claude: { model: c.get<string>('claude.model', '') },
+    convert: { timeoutSeconds: c.get<number>('convert.timeoutSeconds', 0) },
   };
 }
 

@@ -112,6 +112,28 @@ async def test_export_call_offers_a_verified_conversion(
     assert stages[0] == "check" and "inspect" in stages and stages[-1] == "report"
 
 
+async def test_the_editors_convert_timeout_stops_onnx2tf(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    """`tinyforge.convert.timeoutSeconds` (and a command's own `timeout`) bound the onnx2tf
+    run as --convert-timeout does: one sentence naming the stage, no project left behind."""
+    model = _mlp(tmp_path / "net.onnx")
+    client.workspace_did_change_configuration(
+        lsp.DidChangeConfigurationParams(
+            settings={"tinyforge": {"convert": {"timeoutSeconds": 0.5}}}
+        )
+    )
+    for options in ({"board": "pico", "out": str(tmp_path / "a")}, {"timeout": 0.5}):
+        result = await client.workspace_execute_command_async(
+            lsp.ExecuteCommandParams(
+                command="tinyforge.convertFile", arguments=[model.as_uri(), options]
+            )
+        )
+        assert result["ok"] is False, result
+        assert result["error"].startswith("The convert stage ran out of its 0.5 s"), result
+    assert not (tmp_path / "a").exists()
+
+
 async def test_convert_command_takes_an_onnx_file(client: LanguageClient, tmp_path: Path) -> None:
     model = _mlp(tmp_path / "net.onnx")
     calibration = tmp_path / "rows.npy"

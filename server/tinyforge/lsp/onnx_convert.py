@@ -38,12 +38,14 @@ _EXPORT_LINE = re.compile(
 class ConvertOptions:
     """Each optional: the board (else the project's or the setting's), the project folder
     (default `<stem>_tinyml` beside the file), the calibration data (a .npy, an image folder
-    or a project) and the input shape (e.g. [1, 3, 96, 96])."""
+    or a project), the input shape (e.g. [1, 3, 96, 96]) and the seconds the onnx2tf run may
+    take (else the `tinyforge.convert.timeoutSeconds` setting, else the project's)."""
 
     board: str | None = None
     out: str | None = None
     calibration: str | None = None
     input_shape: list[int] | None = attrs.field(default=None, alias="inputShape")
+    timeout: float | None = None
 
 
 DEFAULTS = ConvertOptions()
@@ -107,6 +109,7 @@ def convert_file_work(server: TinyForgeServer, file: str, options: ConvertOption
     out = path_argument(options.out or "") or default_out(model)
     calibration = path_argument(options.calibration or "")
     input_shape = list(options.input_shape) if options.input_shape else None
+    timeout = options.timeout or server.settings.convert_timeout
 
     def work(progress: Any, cancel: threading.Event) -> dict[str, Any]:
         from tinyforge.convert.onnx import convert_onnx
@@ -119,6 +122,7 @@ def convert_file_work(server: TinyForgeServer, file: str, options: ConvertOption
             input_shape=input_shape,
             progress=progress,
             cancel=cancel,
+            timeout=timeout,
         )
         return {
             "report": result.report.to_json(),

@@ -15,6 +15,9 @@ class Settings:
     # board's RAM (`tinyforge.arenaMargin`): room the user keeps for what the estimate misses.
     arena_margin: int = 0
     claude_model: str | None = None
+    # Seconds before an ONNX conversion (onnx2tf) is stopped (`tinyforge.convert.timeoutSeconds`;
+    # None: the project's timeouts.convert, else no limit), as the CLI's --convert-timeout.
+    convert_timeout: float | None = None
     # Passed by the editor from its SecretStorage: kept in memory only, never in a repr, a
     # log or a file (repr=False keeps it out of any debug print of the settings).
     anthropic_api_key: str | None = field(default=None, repr=False)
@@ -42,6 +45,10 @@ class Settings:
         if isinstance(options.get("anthropicApiKey"), str):
             # An empty string is how the editor says the key was deleted.
             self.anthropic_api_key = options["anthropicApiKey"].strip() or None
+        convert = options.get("convert")
+        seconds = convert.get("timeoutSeconds") if isinstance(convert, dict) else None
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+            self.convert_timeout = float(seconds) or None  # 0: no setting
         claude = options.get("claude")
         model = claude.get("model") if isinstance(claude, dict) else options.get("claude.model")
         if isinstance(model, str):
