@@ -197,13 +197,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = read_report(project)
     if report is None:
         raise TinyForgeError(f"No build report in {project}: build it with `tinyforge build`.")
-    if args.json:
+    show_report(report, as_json=args.json)
+    return 0
+
+
+def show_report(report: BuildReport, *, as_json: bool) -> None:
+    """A build report as --json, as the table of a brought model's conversion, or as a build's."""
+    if as_json:
         print(json.dumps(report.to_json(), indent=2))
-    elif report.format == "onnx":
+    elif report.format == "onnx":  # a model the user brought (convert)
         print_convert_report(report)
     else:
         print_report(report)
-    return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -424,12 +429,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         to_stderr=args.json,
     )
-    if args.json:
-        print(json.dumps(result.report.to_json(), indent=2))
-    elif result.report.format == "onnx":  # a model the user brought (convert)
-        print_convert_report(result.report)
-    else:
-        print_report(result.report)
+    show_report(result.report, as_json=args.json)
     from tinyforge.report import DeviceNotMeasured
 
     device = result.report.device
@@ -653,12 +653,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return result.report, result.fits
 
     report, fits = with_progress(run, verbose=args.verbose, to_stderr=args.json)
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
-    elif report.format == "onnx":
-        print_convert_report(report)
-    else:
-        print_report(report)
+    show_report(report, as_json=args.json)
     return 0 if fits else 3
 
 
